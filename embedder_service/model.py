@@ -1,0 +1,213 @@
+"""ClipEmbedder: an open_clip model behind the pre-process / core / post-process
+split that dynamic batching needs.
+
+* `preprocess_image(bytes) -> Tensor` and `tokenize(texts)` are the CPU-side
+  steps; they run in worker threads, one item at a time, and raise
+  ImageDecodeError / InvalidInput for bad items only.
+* `encode_image_batch` / `encode_text_batch` are the device-side steps over a
+  stacked batch; they return L2-normalised float32 rows.
+* `embed_images` / `embed_texts` chain both for in-process callers (the
+  gateway's embedded mode and the benchmarks).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from embedder_service.model_spec import resolve
+from imgsearch.errors import InvalidInput
+from imgsearch.images import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb
+from imgsearch.inference import InferenceModel, resolve_device, resolve_precision
+
+log = logging.getLogger(__name__)
+
+# Texts are cut to this many characters before tokenising: 77 tokens never
+# need more, and a 10 MB query must not cost seconds of tokeniser time.
+MAX_TEXT_CHARS = 2048
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class EmbedderModelInfo:
+    """What the loaded model is; the gateway builds its collection from it."""
+
+    model: str
+    pretrained: str
+    dimension: int
+    device: str
+    precision: str
+    context_length: int
+    image_size: int
+
+
+@dataclass
+class ImageEmbeddings:
+    """Vectors for a batch of images; failed images have None and an error."""
+
+    vectors: list[np.ndarray | None]
+    errors: dict[int, str] = field(default_factory=dict)
+
+
+class ClipEmbedder(InferenceModel):
+    """CLIP image and text embeddings through open_clip."""
+
+    def __init__(
+        self,
+        model: str = "ViT-B-32",
+        pretrained: str = "laion2b_s34b_b79k",
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        cache_dir: str | None = None,
+        max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        super().__init__()
+        self.model_name = model
+        self.pretrained = pretrained
+        self.requested_device = device
+        self.requested_precision = precision
+        self.cache_dir = cache_dir
+        self.max_image_pixels = max_image_pixels
+        self._info: EmbedderModelInfo | None = None
+
+    def describe(self) -> str:
+        return f"open_clip {self.model_name} ({self.pretrained or 'random weights'})"
+
+    # -- lifecycle -------------------------------------------------------
+    def _load(self) -> None:
+        import open_clip
+
+        device = resolve_device(self.requested_device)
+        precision = resolve_precision(self.requested_precision, device)
+        spec = resolve(self.model_name, self.pretrained)
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            spec.name, pretrained=spec.pretrained, device=device, cache_dir=self.cache_dir
+        )
+        model.eval()
+        model.to(dtype=_DTYPES[precision])
+        self._model = model
+        self._preprocess = preprocess
+        self._tokenizer = open_clip.get_tokenizer(spec.name, cache_dir=self.cache_dir)
+        self._device = torch.device(device)
+        self._dtype = _DTYPES[precision]
+        self._pad_id = _pad_token_id(self._tokenizer)
+        context_length = int(getattr(self._tokenizer, "context_length", 77))
+        image_size = _image_size(model)
+        with torch.inference_mode():
+            probe = self._tokenizer(["a"]).to(self._device)
+            dimension = int(model.encode_text(probe).shape[-1])
+        self._info = EmbedderModelInfo(
+            model=spec.display_model,
+            pretrained=spec.display_pretrained,
+            dimension=dimension,
+            device=device,
+            precision=precision,
+            context_length=context_length,
+            image_size=image_size,
+        )
+
+    def warmup(self) -> None:
+        self.load()
+        size = self.info.image_size
+        with torch.inference_mode():
+            self.encode_image_batch([torch.zeros(3, size, size)])
+            self.encode_text_batch([self.tokenize(["warm up"])[0][0]])
+
+    @property
+    def info(self) -> EmbedderModelInfo:
+        self.load()
+        assert self._info is not None
+        return self._info
+
+    # -- pre-processing (worker threads, one item each) --------------------
+    def preprocess_image(self, data: bytes) -> torch.Tensor:
+        """Decodes and transforms one image; ImageDecodeError for bad bytes."""
+        self.load()
+        image = decode_rgb(data, self.max_image_pixels, min_side=self.info.image_size)
+        return self._preprocess(image)
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[list[torch.Tensor], list[bool]]:
+        """Token rows and, per text, whether it was truncated to the context."""
+        self.load()
+        ctx = self.info.context_length
+        cleaned: list[str] = []
+        cut: list[bool] = []
+        for i, text in enumerate(texts):
+            if not text or not text.strip():
+                raise InvalidInput(f"text[{i}]: empty text")
+            cut.append(len(text) > MAX_TEXT_CHARS)
+            cleaned.append(text[:MAX_TEXT_CHARS])
+        tokens = self._tokenizer(cleaned, context_length=ctx)
+        # One more position than the context: a real token there means the
+        # text did not fit.
+        longer = self._tokenizer(cleaned, context_length=ctx + 1)
+        truncated = [c or bool(row[-1] != self._pad_id) for c, row in zip(cut, longer, strict=True)]
+        return list(tokens), truncated
+
+    # -- core (inference thread, whole batches) ---------------------------
+    @torch.inference_mode()
+    def encode_image_batch(self, pixels: Sequence[torch.Tensor]) -> np.ndarray:
+        """(n, dim) float32, L2-normalised."""
+        batch = torch.stack(list(pixels)).to(self._device, dtype=self._dtype, non_blocking=True)
+        features = self._model.encode_image(batch)
+        return _normalised(features)
+
+    @torch.inference_mode()
+    def encode_text_batch(self, tokens: Sequence[torch.Tensor]) -> np.ndarray:
+        """(n, dim) float32, L2-normalised."""
+        batch = torch.stack(list(tokens)).to(self._device)
+        features = self._model.encode_text(batch)
+        return _normalised(features)
+
+    # -- in-process conveniences ------------------------------------------
+    def embed_images(self, images: Sequence[bytes], batch_size: int = 32) -> ImageEmbeddings:
+        """Embeds encoded images; bad ones are reported, not raised."""
+        result = ImageEmbeddings(vectors=[None] * len(images))
+        good: list[tuple[int, torch.Tensor]] = []
+        for i, data in enumerate(images):
+            try:
+                good.append((i, self.preprocess_image(data)))
+            except ImageDecodeError as exc:
+                result.errors[i] = str(exc)
+        for start in range(0, len(good), batch_size):
+            chunk = good[start : start + batch_size]
+            vectors = self.encode_image_batch([t for _, t in chunk])
+            for (i, _), v in zip(chunk, vectors, strict=True):
+                result.vectors[i] = v
+        return result
+
+    def embed_texts(
+        self, texts: Sequence[str], batch_size: int = 64
+    ) -> tuple[np.ndarray, list[bool]]:
+        """(n, dim) vectors and per-text truncation flags."""
+        tokens, truncated = self.tokenize(texts)
+        parts = [
+            self.encode_text_batch(tokens[s : s + batch_size])
+            for s in range(0, len(tokens), batch_size)
+        ]
+        return np.concatenate(parts), truncated
+
+
+def _normalised(features: torch.Tensor) -> np.ndarray:
+    features = features.float()
+    features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return features.cpu().numpy().astype(np.float32, copy=False)
+
+
+def _pad_token_id(tokenizer: object) -> int:
+    inner = getattr(tokenizer, "tokenizer", None)
+    pad = getattr(inner, "pad_token_id", None)
+    return int(pad) if pad is not None else 0
+
+
+def _image_size(model: torch.nn.Module) -> int:
+    size = getattr(getattr(model, "visual", None), "image_size", 224)
+    if isinstance(size, (tuple, list)):
+        return int(max(size))
+    return int(size)

@@ -1,0 +1,59 @@
+"""The Embedder gRPC servicer: protobuf in, EmbedderRuntime call, protobuf out."""
+
+from __future__ import annotations
+
+from grpc import aio
+
+from embedder_service.runtime import EmbedderRuntime
+from imgsearch import vectors
+from imgsearch.errors import NotReady
+from imgsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
+
+
+class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
+    def __init__(self, runtime: EmbedderRuntime, max_image_pixels: int) -> None:
+        self.runtime = runtime
+        self.max_image_pixels = max_image_pixels
+
+    async def EmbedImages(
+        self, request: embedder_pb2.EmbedImagesRequest, context: aio.ServicerContext
+    ) -> embedder_pb2.EmbedImagesResponse:
+        result = await self.runtime.embed_images(list(request.images), request.partial_results)
+        return embedder_pb2.EmbedImagesResponse(
+            dimension=self.runtime.model.info.dimension,
+            vectors=[b"" if v is None else vectors.encode(v) for v in result.vectors],
+            errors=[common_pb2.ImageError(index=i, reason=r) for i, r in result.errors],
+        )
+
+    async def EmbedTexts(
+        self, request: embedder_pb2.EmbedTextsRequest, context: aio.ServicerContext
+    ) -> embedder_pb2.EmbedTextsResponse:
+        vecs, truncated = await self.runtime.embed_texts(list(request.texts))
+        return embedder_pb2.EmbedTextsResponse(
+            dimension=self.runtime.model.info.dimension,
+            vectors=[vectors.encode(v) for v in vecs],
+            truncated=truncated,
+        )
+
+    async def Info(
+        self, request: embedder_pb2.InfoRequest, context: aio.ServicerContext
+    ) -> embedder_pb2.EmbedderInfo:
+        if not self.runtime.ready:
+            raise NotReady("model is loading; retry shortly")
+        info = self.runtime.model.info
+        limits = self.runtime.limits
+        return embedder_pb2.EmbedderInfo(
+            model=info.model,
+            pretrained=info.pretrained,
+            dimension=info.dimension,
+            device=info.device,
+            precision=info.precision,
+            context_length=info.context_length,
+            image_size=info.image_size,
+            max_batch_size=limits.max_batch_size,
+            max_items_per_request=limits.max_items_per_request,
+            max_image_pixels=self.max_image_pixels,
+            max_request_bytes=limits.max_request_bytes,
+            items_served=self.runtime.items_served,
+            model_batches=self.runtime.model_batches,
+        )

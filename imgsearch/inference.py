@@ -1,0 +1,67 @@
+"""The lifecycle every model wrapper shares (as in Immich's InferenceModel):
+an idempotent, thread-safe `load()` wrapping `_load()`, then `warmup()`, so
+servers can report NOT_SERVING until both are done and in-process users can
+call `load()` lazily."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+
+log = logging.getLogger(__name__)
+
+
+class InferenceModel(ABC):
+    """Base class for model wrappers."""
+
+    def __init__(self) -> None:
+        self._load_lock = threading.Lock()
+        self._loaded = False
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    def load(self) -> None:
+        """Loads weights once; later calls return at once."""
+        if self._loaded:
+            return
+        with self._load_lock:
+            if self._loaded:
+                return
+            started = time.perf_counter()
+            self._load()
+            self._loaded = True
+            log.info("%s loaded in %.1f s", self.describe(), time.perf_counter() - started)
+
+    def warmup(self) -> None:
+        """Runs one small inference so the first real request is not slow."""
+
+    @abstractmethod
+    def _load(self) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line naming the model, for logs."""
+
+
+def resolve_device(device: str) -> str:
+    """'auto' → 'cuda' when a GPU is visible, else 'cpu'."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """'auto' → float16 on CUDA, float32 on CPU (float16 matmul is slow on CPUs)."""
+    if precision == "auto":
+        return "float16" if device.startswith("cuda") else "float32"
+    if precision not in ("float32", "float16", "bfloat16"):
+        raise ValueError(f"precision must be auto, float32, float16 or bfloat16, not {precision!r}")
+    return precision

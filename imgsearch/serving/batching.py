@@ -1,0 +1,219 @@
+"""Dynamic batching: coalesce concurrent requests into model batches.
+
+Requests put already-preprocessed items (tensors) on a queue, each with a
+future. One loop forms a batch from the head of the queue: up to
+`max_batch_size` items that share a batch key, waiting at most `max_wait_s`
+after the first item for more to arrive. The batch runs on a dedicated
+inference thread (never on the event loop); while it runs, new requests keep
+decoding in worker threads and queueing, so decode and inference overlap and
+the next batch is ready when the model is. This is the scheme of Triton's
+dynamic batcher and text-embeddings-inference.
+
+Items carry their own futures, so a request whose items are split over two
+model batches (or share one with other requests) is answered when all its
+items are done, and a failure in one request's preprocessing never reaches
+the batch at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from imgsearch.errors import NotReady, Overloaded
+
+log = logging.getLogger(__name__)
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+
+@dataclass
+class BatchStats:
+    """Counters an operator (and the Info RPCs) read to see batching work."""
+
+    items: int = 0
+    batches: int = 0
+    batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
+
+
+@dataclass
+class _Pending(Generic[ItemT]):
+    item: ItemT
+    key: Hashable
+    future: asyncio.Future[Any]
+    enqueued: float
+
+
+BatchObserver = Callable[[int, float, float], None]  # (size, queue wait s, run s)
+
+
+class DynamicBatcher(Generic[ItemT, ResultT]):
+    """Runs `run_batch(items, key) -> results` over coalesced items.
+
+    Args:
+        run_batch: the model call; must return one result per item, in order.
+        max_batch_size: largest batch handed to `run_batch`.
+        max_wait_s: how long the first item of a batch waits for company.
+        max_queue: items allowed to wait; beyond it `submit` raises Overloaded.
+        on_batch: optional observer for metrics.
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[ItemT], Hashable], Sequence[ResultT]],
+        *,
+        max_batch_size: int,
+        max_wait_s: float,
+        max_queue: int,
+        name: str = "model",
+        on_batch: BatchObserver | None = None,
+        on_queue_depth: Callable[[int], None] | None = None,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be >= 1")
+        self._run_batch = run_batch
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self._on_batch = on_batch
+        self._on_queue_depth = on_queue_depth
+        self._queue: collections.deque[_Pending[ItemT]] = collections.deque()
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        # One inference thread: the model uses all cores itself (intra-op
+        # threads) and must not run two batches at once.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-infer")
+        self.stats = BatchStats()
+        self._closed = False
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        """Starts the batching loop on the running event loop."""
+        if self._task is None:
+            self._wakeup = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def submit(self, items: Sequence[ItemT], key: Hashable = None) -> list[ResultT]:
+        """Queues items and waits for their results, in order."""
+        if self._closed:
+            raise NotReady("server is shutting down")
+        if self._task is None:
+            self.start()
+        if len(self._queue) + len(items) > self.max_queue:
+            raise Overloaded(
+                f"overloaded: {len(self._queue)} items queued (limit {self.max_queue}); retry later"
+            )
+        loop = asyncio.get_running_loop()
+        now = time.perf_counter()
+        pending = [_Pending(item, key, loop.create_future(), now) for item in items]
+        self._queue.extend(pending)
+        self._notify_depth()
+        assert self._wakeup is not None
+        self._wakeup.set()
+        try:
+            return list(await asyncio.gather(*(p.future for p in pending)))
+        except asyncio.CancelledError:
+            # The caller went away: drop its items that have not started.
+            for p in pending:
+                p.future.cancel()
+            raise
+
+    async def close(self) -> None:
+        """Finishes queued work, then stops the loop and the inference thread."""
+        self._closed = True
+        while self._queue and self._task is not None and not self._task.done():
+            await asyncio.sleep(0.01)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=True)
+
+    async def _loop(self) -> None:
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = await self._form_batch()
+            if not batch:
+                continue
+            items = [p.item for p in batch]
+            key = batch[0].key
+            started = time.perf_counter()
+            try:
+                results = await loop.run_in_executor(self._executor, self._run_batch, items, key)
+                if len(results) != len(items):
+                    raise RuntimeError(f"model returned {len(results)} results for {len(items)}")
+            except Exception as exc:  # one failed batch fails its items, not the server
+                log.exception("model batch of %d failed", len(items))
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                continue
+            ran = time.perf_counter() - started
+            for p, r in zip(batch, results, strict=True):
+                if not p.future.done():
+                    p.future.set_result(r)
+            self.stats.items += len(batch)
+            self.stats.batches += 1
+            self.stats.batch_sizes[len(batch)] += 1
+            if self._on_batch is not None:
+                wait = started - min(p.enqueued for p in batch)
+                self._on_batch(len(batch), wait, ran)
+
+    async def _form_batch(self) -> list[_Pending[ItemT]]:
+        """Takes up to max_batch_size live items sharing the head's key."""
+        assert self._wakeup is not None
+        self._drop_cancelled()
+        if not self._queue:
+            return []
+        head = self._queue[0]
+        deadline = head.enqueued + self.max_wait_s
+        while self._count_key(head.key) < self.max_batch_size:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                break
+        batch: list[_Pending[ItemT]] = []
+        rest: collections.deque[_Pending[ItemT]] = collections.deque()
+        while self._queue:
+            p = self._queue.popleft()
+            if p.future.cancelled():
+                continue
+            if p.key == head.key and len(batch) < self.max_batch_size:
+                batch.append(p)
+            else:
+                rest.append(p)
+        self._queue = rest
+        self._notify_depth()
+        return batch
+
+    def _count_key(self, key: Hashable) -> int:
+        return sum(1 for p in self._queue if p.key == key)
+
+    def _drop_cancelled(self) -> None:
+        if any(p.future.cancelled() for p in self._queue):
+            self._queue = collections.deque(p for p in self._queue if not p.future.cancelled())
+
+    def _notify_depth(self) -> None:
+        if self._on_queue_depth is not None:
+            self._on_queue_depth(len(self._queue))

@@ -1,0 +1,1 @@
+"""The search gateway: owns the Qdrant collection and serves Ingest/Search."""

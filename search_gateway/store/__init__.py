@@ -1,0 +1,5 @@
+"""Vector stores behind one interface, so handlers never see an engine's client."""
+
+from search_gateway.store.base import ScrollPage, VectorStore
+
+__all__ = ["ScrollPage", "VectorStore"]

@@ -1,0 +1,126 @@
+"""The storage interface every engine implements (qdrant-client now, Qdrant Edge later).
+
+Handlers and jobs depend on this Protocol only. Ids are canonical UUID
+strings, vectors are L2-normalised float32 numpy arrays, payloads are plain
+JSON-like dicts (datetimes as RFC 3339 strings, geo as {"lat", "lon"}).
+Engines raise the domain errors: ModelMismatch, InvalidFilter,
+InvalidPointId, PointNotFound, StoreUnavailable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from search_gateway.domain import CollectionSpec, Filter, ScoredPoint, StoredPoint
+
+
+@dataclass(frozen=True)
+class ScrollPage:
+    """One page of a scroll; pass next_offset back to continue, None means done."""
+
+    points: list[StoredPoint]
+    next_offset: str | None
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """One collection of image points: dense CLIP vector, caption terms, payload."""
+
+    @property
+    def collection(self) -> str:
+        """Name of the collection."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, for Stats: "embedded" or the server URL."""
+        ...
+
+    def open(self, spec: CollectionSpec) -> CollectionSpec:
+        """Creates the collection for spec, or checks that it was built with spec.
+
+        Returns the stored spec. Raises ModelMismatch when the collection holds
+        vectors of another model, pretrained tag or dimension. Every other
+        method needs open() first.
+        """
+        ...
+
+    def get(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
+        """Points with these ids, in the order given; unknown ids are left out."""
+        ...
+
+    def upsert(self, points: Sequence[StoredPoint]) -> None:
+        """Writes points whole (vector + payload); a caption in the payload is indexed."""
+        ...
+
+    def set_payload(self, point_id: str, fields: dict[str, Any]) -> None:
+        """Overwrites these payload keys of an existing point (PointNotFound if missing).
+
+        A `caption` among them also refreshes the caption terms.
+        """
+        ...
+
+    def set_caption(self, point_id: str, caption: str, model: str) -> None:
+        """Stores a late caption: text, model, terms, and clears caption_pending."""
+        ...
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        offset: int = 0,
+        score_threshold: float | None = None,
+        filter: Filter | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[ScoredPoint]:
+        """Nearest points by cosine similarity (score in [-1, 1], best first)."""
+        ...
+
+    def search_caption(
+        self,
+        text: str,
+        k: int,
+        offset: int = 0,
+        filter: Filter | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[ScoredPoint]:
+        """Points whose captions best match text (BM25-like score, best first)."""
+        ...
+
+    def search_hybrid(
+        self,
+        vector: np.ndarray,
+        text: str,
+        k: int,
+        offset: int = 0,
+        filter: Filter | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[ScoredPoint]:
+        """Vector and caption rankings fused by reciprocal rank (RRF score)."""
+        ...
+
+    def delete_ids(self, ids: Sequence[str]) -> int:
+        """Deletes these points; returns how many existed."""
+        ...
+
+    def delete_filter(self, filter: Filter) -> int:
+        """Deletes the points matching filter; returns how many were deleted."""
+        ...
+
+    def count(self, filter: Filter | None = None) -> int:
+        """Exact number of points (matching filter when given)."""
+        ...
+
+    def scroll(
+        self, filter: Filter | None = None, limit: int = 256, offset: str | None = None
+    ) -> ScrollPage:
+        """Pages through points in id order, for maintenance jobs."""
+        ...
+
+    def close(self) -> None:
+        """Releases the engine (and the data folder lock in embedded mode)."""
+        ...
