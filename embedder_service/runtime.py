@@ -115,7 +115,10 @@ class EmbedderRuntime:
         self._check(len(images), "images")
         loop = asyncio.get_running_loop()
         decoded = await asyncio.gather(
-            *(loop.run_in_executor(self._decode_pool, self.model.preprocess_image, d) for d in images),
+            *(
+                loop.run_in_executor(self._decode_pool, self.model.preprocess_image, d)
+                for d in images
+            ),
             return_exceptions=True,
         )
         errors: list[tuple[int, str]] = []

@@ -16,8 +16,12 @@ class EmbedderSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="IMGSEARCH_EMBEDDER_", protected_namespaces=())
 
-    model: str = Field("ViT-B-32", description="open_clip architecture, hf-hub: id, config .json or offline-tiny")
-    pretrained: str = Field("laion2b_s34b_b79k", description="pretrained tag or checkpoint path ('' = random)")
+    model: str = Field(
+        "ViT-B-32", description="open_clip name, hf-hub: id, config .json or offline-tiny"
+    )
+    pretrained: str = Field(
+        "laion2b_s34b_b79k", description="pretrained tag or checkpoint path ('' = random)"
+    )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     precision: str = Field("auto", description="auto, float32, float16, bfloat16")
     cache_dir: str | None = Field(None, description="where downloaded weights are cached")

@@ -36,7 +36,7 @@ class InferenceModel(ABC):
             self._loaded = True
             log.info("%s loaded in %.1f s", self.describe(), time.perf_counter() - started)
 
-    def warmup(self) -> None:
+    def warmup(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Runs one small inference so the first real request is not slow."""
 
     @abstractmethod

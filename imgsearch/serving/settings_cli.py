@@ -25,12 +25,16 @@ def add_settings_arguments(
         default = field.default
         help_text = f"{help_text} [env {env_prefix}{name.upper()}; default {default!r}]".strip()
         if annotation is bool:
-            parser.add_argument(flag, dest=name, default=None, action=argparse.BooleanOptionalAction, help=help_text)
+            parser.add_argument(
+                flag, dest=name, default=None, action=argparse.BooleanOptionalAction, help=help_text
+            )
         else:
             parser.add_argument(flag, dest=name, default=None, type=kind, help=help_text)
 
 
 def settings_from_args(args: argparse.Namespace, settings_cls: type[SettingsT]) -> SettingsT:
     """Settings from env vars, overridden by the flags that were given."""
-    given = {k: v for k, v in vars(args).items() if v is not None and k in settings_cls.model_fields}
+    given = {
+        k: v for k, v in vars(args).items() if v is not None and k in settings_cls.model_fields
+    }
     return settings_cls(**given)

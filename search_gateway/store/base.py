@@ -9,7 +9,7 @@ InvalidPointId, PointNotFound, StoreUnavailable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -124,3 +124,16 @@ class VectorStore(Protocol):
     def close(self) -> None:
         """Releases the engine (and the data folder lock in embedded mode)."""
         ...
+
+
+def iter_points(
+    store: VectorStore, filter: Filter | None = None, page_size: int = 256
+) -> Iterator[StoredPoint]:
+    """Every point matching filter, page by page, for maintenance jobs."""
+    offset: str | None = None
+    while True:
+        page = store.scroll(filter, limit=page_size, offset=offset)
+        yield from page.points
+        if page.next_offset is None:
+            return
+        offset = page.next_offset
