@@ -11,7 +11,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -152,6 +152,13 @@ def normalize_point_id(point_id: str) -> str:
         return str(uuid.UUID(point_id))
     except (ValueError, TypeError, AttributeError):
         raise InvalidPointId(f"malformed point id {point_id!r}: expected a UUID") from None
+
+
+def rfc3339(value: datetime) -> str:
+    """UTC RFC 3339 text ('2024-05-01T12:00:00Z'), as payloads store datetimes."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"datetime {value.isoformat()} has no timezone")
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 # --- collection and points --------------------------------------------------
@@ -389,9 +396,15 @@ class Filter:
                     continue
                 if not isinstance(cond, _LEAF_TYPES):
                     raise InvalidFilter(f"{where}: not a condition: {type(cond).__name__}")
-                problem = _key_problem(cond.key) or cond.problem()
-                if problem:
+                if problem := condition_problem(cond):
                     raise InvalidFilter(f"{where} ({cond.describe()}): {problem}")
 
 
 _LEAF_TYPES = (Match, MatchAny, Range, DatetimeRange, GeoRadius, TextMatch)
+
+
+def condition_problem(
+    cond: Match | MatchAny | Range | DatetimeRange | GeoRadius | TextMatch,
+) -> str | None:
+    """What is wrong with one leaf condition (its key included), or None."""
+    return _key_problem(cond.key) or cond.problem()

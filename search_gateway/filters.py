@@ -7,17 +7,10 @@ and Qdrant Edge, whose filters have the same shape).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
 
 from qdrant_client import models
 
 from search_gateway import domain as d
-
-
-def rfc3339(value: datetime) -> str:
-    """UTC RFC 3339 text ('2024-05-01T12:00:00Z'), as payloads store datetimes."""
-    text = value.astimezone(timezone.utc).isoformat()
-    return text.replace("+00:00", "Z")
 
 
 def to_qdrant_filter(f: d.Filter) -> models.Filter:
@@ -48,7 +41,7 @@ def to_qdrant_condition(c: d.Condition) -> models.Filter | models.FieldCondition
         )
     if isinstance(c, d.DatetimeRange):
         bounds = {
-            name: rfc3339(bound)
+            name: d.rfc3339(bound)
             for name in ("gt", "gte", "lt", "lte")
             if (bound := getattr(c, name)) is not None
         }

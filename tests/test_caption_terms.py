@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 
 from search_gateway.caption_terms import (
+    SparseTerms,
     document_terms,
     query_terms,
     term_index,
@@ -13,7 +14,15 @@ from search_gateway.caption_terms import (
 
 
 def test_tokenize_lowercases_and_splits_on_non_word_characters() -> None:
-    assert tokenize("A man, in a RED-jacket_2024!") == ["a", "man", "in", "a", "red", "jacket", "2024"]
+    assert tokenize("A man, in a RED-jacket_2024!") == [
+        "a",
+        "man",
+        "in",
+        "a",
+        "red",
+        "jacket",
+        "2024",
+    ]
     assert tokenize("Café über") == ["café", "über"]
     assert tokenize("  ...  ") == []
 
@@ -29,15 +38,15 @@ def test_document_terms_are_sorted_unique_and_saturate() -> None:
     terms = document_terms("a dog and a dog and a cat")
     assert list(terms.indices) == sorted(set(terms.indices))
     assert len(terms.indices) == 4  # a, dog, and, cat
-    by_index = dict(zip(terms.indices, terms.values))
+    by_index = dict(zip(terms.indices, terms.values, strict=True))
     assert by_index[term_index("a")] > by_index[term_index("dog")] > by_index[term_index("cat")]
     # Saturation: three occurrences are worth less than three times one.
     assert by_index[term_index("a")] < 3 * by_index[term_index("cat")]
 
 
 def test_longer_captions_weigh_each_word_less() -> None:
-    short = dict(zip(*_pair(document_terms("red jacket"))))
-    long = dict(zip(*_pair(document_terms("red jacket on a man walking down a busy street"))))
+    short = _as_dict(document_terms("red jacket"))
+    long = _as_dict(document_terms("red jacket on a man walking down a busy street"))
     assert short[term_index("red")] > long[term_index("red")]
 
 
@@ -53,5 +62,5 @@ def test_empty_text_gives_falsy_terms() -> None:
     assert document_terms("x")
 
 
-def _pair(terms):  # type: ignore[no-untyped-def]
-    return terms.indices, terms.values
+def _as_dict(terms: SparseTerms) -> dict[int, float]:
+    return dict(zip(terms.indices, terms.values, strict=True))

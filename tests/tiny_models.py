@@ -29,3 +29,75 @@ def build_tiny_clip(folder: Path, name: str = "tiny-clip-test", seed: int = 0) -
     checkpoint = folder / f"{name}.pt"
     torch.save(model.state_dict(), checkpoint)
     return config, checkpoint
+
+
+# Words the tiny BLIP can say; the special tokens come first, in BERT's order,
+# then [DEC], which BLIP's decoder uses as its start token (bos).
+TINY_BLIP_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+TINY_BLIP_WORDS = (  # space-separated
+    "a an the of in on at with and is are man woman person child dog cat bird horse "
+    "red blue green yellow black white car bus bike tree sky street road beach field "
+    "room table photo photography picture image painting sitting standing walking "
+    "next to near two three small large , . ' -"
+)
+
+
+def build_tiny_blip(folder: Path, seed: int = 0) -> Path:
+    """Writes a random tiny BLIP captioner (model + processor, save_pretrained
+    layout) into `folder` and returns it; it loads like any BLIP directory."""
+    from transformers import (
+        BertTokenizerFast,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = [*TINY_BLIP_SPECIAL, *TINY_BLIP_WORDS.split()]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    # Like Salesforce's BLIP tokenizer: lower-casing WordPiece with bos = [DEC].
+    tokenizer = BertTokenizerFast.from_pretrained(folder, bos_token="[DEC]", model_max_length=64)
+    ids = {token: vocab.index(token) for token in TINY_BLIP_SPECIAL}
+    config = BlipConfig(
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+        },
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 64,
+            "bos_token_id": ids["[DEC]"],
+            "pad_token_id": ids["[PAD]"],
+            "sep_token_id": ids["[SEP]"],
+            "eos_token_id": ids["[SEP]"],
+        },
+        projection_dim=32,
+        image_text_hidden_size=32,
+    )
+    torch.manual_seed(seed)
+    model = BlipForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        # BLIP initialises the vision tower near zero (std 1e-10) and the
+        # decoder's cross-attention small, which would give every image the
+        # same caption; larger random weights make captions depend on pixels.
+        for name, param in model.named_parameters():
+            if param.dim() > 1 and ("vision_model" in name or "crossattention" in name):
+                param.normal_(0.0, 0.5)
+        # Never predict special tokens, so captions are words and run to
+        # max_new_tokens (deterministic lengths; no empty captions).
+        head = model.text_decoder.cls.predictions
+        for bias in (head.bias, head.decoder.bias):  # tied in transformers 5, not in 4
+            bias[: len(TINY_BLIP_SPECIAL)] = -1e4
+    model.save_pretrained(folder)
+    image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
+    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder

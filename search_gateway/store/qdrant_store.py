@@ -159,7 +159,8 @@ class QdrantStore:
         vectors = info.config.params.vectors
         dense = vectors.get(d.DENSE_VECTOR) if isinstance(vectors, dict) else None
         size = dense.size if dense is not None else 0
-        if size == spec.dimension and self.count() == 0:
+        empty = self._call(lambda: self._client.count(self._collection, exact=True)).count == 0
+        if size == spec.dimension and empty:
             self._call(
                 lambda: self._client.update_collection(
                     self._collection, metadata=schema.spec_to_metadata(spec)

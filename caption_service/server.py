@@ -1,0 +1,97 @@
+"""Builds the captioner gRPC server from settings (a factory, so tests start it
+on port 0 and the container entry point starts it on its configured port)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from caption_service.model import BlipCaptioner
+from caption_service.runtime import CaptionRuntime, Limits
+from caption_service.servicer import CaptionerServicer
+from caption_service.settings import CaptionerSettings
+from imgsearch.serving.metrics import ServiceMetrics
+from imgsearch.serving.server import RunningServer, ServiceBinding, create_server, drain
+from imgsearch.v1 import captioner_pb2, captioner_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = captioner_pb2.DESCRIPTOR.services_by_name["Captioner"].full_name
+
+
+@dataclass
+class CaptionServer:
+    running: RunningServer
+    runtime: CaptionRuntime
+    metrics: ServiceMetrics
+    metrics_port: int | None
+    loading: asyncio.Task[None]
+
+    @property
+    def port(self) -> int:
+        return self.running.port
+
+    async def wait_ready(self) -> None:
+        await self.loading
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        await drain(self.running, grace_s)
+        await self.runtime.close()
+
+
+def build_model(settings: CaptionerSettings) -> BlipCaptioner:
+    return BlipCaptioner(
+        settings.model,
+        device=settings.device,
+        precision=settings.precision,
+        cache_dir=settings.cache_dir,
+        max_image_pixels=settings.max_image_pixels,
+    )
+
+
+def limits_from(settings: CaptionerSettings) -> Limits:
+    return Limits(
+        max_batch_size=settings.max_batch_size,
+        max_wait_s=settings.max_wait_ms / 1000.0,
+        max_queue=settings.max_queue,
+        max_items_per_request=settings.max_items_per_request,
+        max_request_bytes=settings.max_request_bytes,
+        default_max_new_tokens=settings.max_new_tokens,
+        max_new_tokens_limit=settings.max_new_tokens_limit,
+        max_beams=settings.max_beams,
+    )
+
+
+async def start_caption_server(
+    settings: CaptionerSettings, model: BlipCaptioner | None = None
+) -> CaptionServer:
+    """Starts listening at once (health NOT_SERVING) and loads the model in the
+    background; health turns SERVING when it is loaded and warmed up."""
+    metrics = ServiceMetrics.create("captioner")
+    runtime = CaptionRuntime(
+        model or build_model(settings), limits_from(settings), metrics, settings.decode_workers
+    )
+    servicer = CaptionerServicer(runtime, settings.max_image_pixels)
+    binding = ServiceBinding(
+        servicer, captioner_pb2_grpc.add_CaptionerServicer_to_server, SERVICE_NAME
+    )
+    running = await create_server(
+        f"{settings.host}:{settings.port}",
+        [binding],
+        max_message_bytes=settings.max_request_bytes,
+        metrics=metrics,
+    )
+    metrics_port = metrics.serve_http(settings.metrics_port, settings.host)
+
+    async def load() -> None:
+        try:
+            await runtime.start()
+        except Exception:
+            log.exception("model failed to load; staying NOT_SERVING")
+            raise
+        await running.set_serving(True)
+        log.info("captioner SERVING: %s", runtime.model.info)
+
+    loading = asyncio.get_running_loop().create_task(load())
+    return CaptionServer(running, runtime, metrics, metrics_port, loading)

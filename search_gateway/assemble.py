@@ -1,0 +1,79 @@
+"""Builds a GatewayCore from settings: in-process or remote models, embedded
+or server Qdrant. The only place that decides between implementations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from search_gateway.core import CoreLimits, GatewayCore
+from search_gateway.model_clients.base import Captioner, Embedder
+from search_gateway.settings import GatewaySettings
+from search_gateway.store.base import VectorStore
+
+log = logging.getLogger(__name__)
+
+
+def build_embedder(s: GatewaySettings) -> Embedder:
+    if s.embedder_address:
+        from search_gateway.model_clients.remote import RemoteEmbedder
+
+        return RemoteEmbedder(s.embedder_address, timeout_s=s.embedder_timeout_s)
+    from embedder_service.model import ClipEmbedder
+    from search_gateway.model_clients.local import LocalEmbedder
+
+    model = ClipEmbedder(
+        s.model,
+        s.pretrained,
+        device=s.device,
+        precision=s.precision,
+        max_image_pixels=s.max_image_pixels,
+    )
+    return LocalEmbedder(model, batch_size=s.ingest_batch_size)
+
+
+def build_captioner(s: GatewaySettings) -> Captioner:
+    if s.captioner_address:
+        from search_gateway.model_clients.remote import RemoteCaptioner
+
+        return RemoteCaptioner(s.captioner_address, timeout_s=s.captioner_timeout_s)
+    from caption_service.model import BlipCaptioner
+    from search_gateway.model_clients.local import LocalCaptioner
+
+    # Loaded lazily on the first caption request: indexing without captions
+    # never pays for BLIP.
+    return LocalCaptioner(
+        BlipCaptioner(s.caption_model, device=s.device, max_image_pixels=s.max_image_pixels)
+    )
+
+
+def build_store(s: GatewaySettings) -> VectorStore:
+    from search_gateway.store.qdrant_store import QdrantStore
+
+    if s.qdrant_url:
+        return QdrantStore.server(s.qdrant_url, s.qdrant_api_key, s.collection)
+    data = Path(s.data_dir).expanduser()
+    data.mkdir(parents=True, exist_ok=True)
+    return QdrantStore.embedded(data / "qdrant", s.collection)
+
+
+async def build_core(
+    s: GatewaySettings, read_roots: Sequence[Path] | None = None, with_captioner: bool = True
+) -> GatewayCore:
+    """A ready GatewayCore (collection opened or model mismatch recorded)."""
+    core = GatewayCore(
+        build_embedder(s),
+        build_captioner(s) if with_captioner else None,
+        build_store(s),
+        limits=CoreLimits(
+            max_k=s.max_k,
+            ingest_batch_size=s.ingest_batch_size,
+            max_image_pixels=s.max_image_pixels,
+        ),
+        read_roots=list(read_roots) if read_roots is not None else s.roots(),
+        captions_required=s.captions_required,
+        store_threads=4 if s.qdrant_url else 1,
+    )
+    await core.open()
+    return core

@@ -1,0 +1,314 @@
+"""GatewayCore: the search gateway's behaviour, free of gRPC and of Qdrant.
+
+It composes an Embedder, an optional Captioner (in-process or remote, see
+model_clients/) and a VectorStore (store/). The gRPC servicer and the CLI's
+embedded mode both call this, so the two modes cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from imgsearch.errors import (
+    FailedPrecondition,
+    ImgsearchError,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
+from imgsearch.images import DEFAULT_MAX_PIXELS
+from search_gateway import domain as d
+from search_gateway.ingest import IngestItem, IngestOutcome, IngestPipeline, PathPolicy
+from search_gateway.model_clients.base import Captioner, Embedder
+from search_gateway.store.base import VectorStore
+
+log = logging.getLogger(__name__)
+
+MODES = ("vector", "caption", "hybrid")
+# Payload flag set when a caption is stored, so Stats can count them cheaply.
+CAPTIONED = "captioned"
+
+
+@dataclass
+class SearchQuery:
+    """Exactly one of text, image or point_id."""
+
+    text: str | None = None
+    image: bytes | None = None
+    point_id: str | None = None
+    k: int = 10
+    offset: int = 0
+    score_threshold: float | None = None
+    filter: d.Filter | None = None
+    mode: str = "vector"
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    uri: str
+    caption: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_point(cls, point_id: str, score: float, payload: dict[str, Any]) -> Hit:
+        return cls(
+            id=point_id,
+            score=score,
+            uri=str(payload.get(d.PATH, "")),
+            caption=str(payload.get(d.CAPTION) or ""),
+            payload=payload,
+        )
+
+
+@dataclass
+class Stats:
+    count: int
+    model: str
+    pretrained: str
+    dimension: int
+    captioned_count: int
+    caption_pending_count: int
+    collection: str
+    store: str
+
+
+@dataclass(frozen=True)
+class CoreLimits:
+    max_k: int = 1000
+    max_offset: int = 100_000
+    max_query_chars: int = 4096
+    max_ids: int = 1000
+    ingest_batch_size: int = 32
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+
+
+class GatewayCore:
+    def __init__(
+        self,
+        embedder: Embedder,
+        captioner: Captioner | None,
+        store: VectorStore,
+        *,
+        limits: CoreLimits | None = None,
+        read_roots: Sequence[Any] = (),
+        captions_required: bool = False,
+        store_threads: int = 1,
+    ) -> None:
+        self.embedder = embedder
+        self.captioner = captioner
+        self.store = store
+        self.limits = limits or CoreLimits()
+        # qdrant-client's embedded mode is not thread-safe: one store thread.
+        self._store_pool = ThreadPoolExecutor(store_threads, thread_name_prefix="store")
+        self._spec: d.CollectionSpec | None = None
+        self._mismatch: str | None = None
+        self.ingest_pipeline = IngestPipeline(
+            embedder,
+            captioner,
+            self.store_call,
+            PathPolicy(read_roots),
+            batch_size=self.limits.ingest_batch_size,
+            max_image_pixels=self.limits.max_image_pixels,
+            captions_required=captions_required,
+        )
+
+    # -- lifecycle ----------------------------------------------------------
+    async def open(self) -> None:
+        """Creates or checks the collection for the embedder's model.
+
+        A collection built by another model does not stop the gateway: every
+        call then answers FAILED_PRECONDITION naming both models.
+        """
+        ident = await self.embedder.identity()
+        spec = d.CollectionSpec(ident.model, ident.pretrained, ident.dimension)
+        try:
+            await self.store_call("open", spec)
+        except FailedPrecondition as exc:
+            self._mismatch = str(exc)
+            log.error("%s", exc)
+            return
+        self._spec = spec
+
+    async def close(self) -> None:
+        await self.embedder.close()
+        if self.captioner is not None:
+            await self.captioner.close()
+        await asyncio.get_running_loop().run_in_executor(self._store_pool, self.store.close)
+        self._store_pool.shutdown(wait=True)
+
+    @property
+    def model_name(self) -> str:
+        return self._spec.model if self._spec else ""
+
+    def _ready(self) -> d.CollectionSpec:
+        if self._mismatch is not None:
+            raise FailedPrecondition(self._mismatch)
+        if self._spec is None:
+            raise Unavailable("gateway is starting; retry shortly")
+        return self._spec
+
+    async def store_call(self, method: str, *args: Any) -> Any:
+        """Runs a store method on the store thread, as domain errors."""
+        fn: Callable[..., Any] = getattr(self.store, method)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._store_pool, lambda: fn(*args))
+        except ImgsearchError:
+            raise
+        except d.ModelMismatch as exc:
+            raise FailedPrecondition(str(exc)) from exc
+        except d.StoreUnavailable as exc:
+            raise Unavailable(str(exc)) from exc
+        except (d.InvalidFilter, d.InvalidPointId) as exc:
+            raise InvalidInput(str(exc)) from exc
+        except d.PointNotFound as exc:
+            raise NotFound(str(exc)) from exc
+
+    # -- ingest ---------------------------------------------------------------
+    async def ingest(
+        self, items: AsyncIterator[IngestItem], timeout: Callable[[], float | None] = lambda: None
+    ) -> AsyncIterator[IngestOutcome]:
+        self._ready()
+        async for outcome in self.ingest_pipeline.run(items, timeout):
+            yield outcome
+
+    # -- search ---------------------------------------------------------------
+    def _check_query(self, q: SearchQuery) -> None:
+        given = [x is not None for x in (q.text, q.image, q.point_id)]
+        if sum(given) != 1:
+            raise InvalidInput("give exactly one query: text, image or point_id")
+        if q.text is not None:
+            if not q.text.strip():
+                raise InvalidInput("query text is empty")
+            if len(q.text) > self.limits.max_query_chars:
+                raise InvalidInput(
+                    f"query text has {len(q.text)} characters; the limit is "
+                    f"{self.limits.max_query_chars}"
+                )
+        if q.image is not None and not q.image:
+            raise InvalidInput("query image is empty (0 bytes)")
+        if not 1 <= q.k <= self.limits.max_k:
+            raise InvalidInput(f"k must be within 1..{self.limits.max_k}, got {q.k}")
+        if not 0 <= q.offset <= self.limits.max_offset:
+            raise InvalidInput(f"offset must be within 0..{self.limits.max_offset}")
+        if q.mode not in MODES:
+            raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {q.mode!r}")
+        if q.mode != "vector" and q.text is None:
+            raise InvalidInput(f"{q.mode} mode needs a text query")
+        if q.filter is not None:
+            try:
+                q.filter.validate()
+            except d.InvalidFilter as exc:
+                raise InvalidInput(str(exc)) from exc
+
+    async def search(self, q: SearchQuery, timeout: float | None = None) -> list[Hit]:
+        self._ready()
+        self._check_query(q)
+        exclude: tuple[str, ...] = ()
+        if q.mode == "caption":
+            assert q.text is not None
+            points = await self.store_call(
+                "search_caption", q.text, q.k, q.offset, q.filter, exclude
+            )
+            return self._hits(points, q.score_threshold)
+        vector = await self._query_vector(q, timeout)
+        if q.point_id is not None:
+            exclude = (d.normalize_point_id(q.point_id),)
+        if q.mode == "hybrid":
+            points = await self.store_call(
+                "search_hybrid", vector, q.text, q.k, q.offset, q.filter, exclude
+            )
+            return self._hits(points, None)
+        points = await self.store_call(
+            "search", vector, q.k, q.offset, q.score_threshold, q.filter, exclude
+        )
+        return self._hits(points, None)
+
+    async def _query_vector(self, q: SearchQuery, timeout: float | None) -> np.ndarray:
+        if q.text is not None:
+            return (await self.embedder.embed_texts([q.text], timeout))[0]
+        if q.image is not None:
+            result = await self.embedder.embed_images([q.image], timeout)
+            if 0 in result.errors:
+                raise InvalidInput(f"query image: {result.errors[0]}")
+            vector = result.vectors[0]
+            assert vector is not None
+            return vector
+        assert q.point_id is not None
+        try:
+            point_id = d.normalize_point_id(q.point_id)
+        except d.InvalidPointId as exc:
+            raise InvalidInput(str(exc)) from exc
+        points = await self.store_call("get", [point_id], True)
+        if not points or points[0].vector is None:
+            raise NotFound(f"no point with id {q.point_id}")
+        return points[0].vector
+
+    @staticmethod
+    def _hits(points: Sequence[d.ScoredPoint], threshold: float | None) -> list[Hit]:
+        return [
+            Hit.from_point(p.id, p.score, p.payload)
+            for p in points
+            if threshold is None or p.score >= threshold
+        ]
+
+    # -- get / delete / stats ---------------------------------------------------
+    def _check_ids(self, ids: Sequence[str]) -> list[str]:
+        if not ids:
+            raise InvalidInput("no ids given")
+        if len(ids) > self.limits.max_ids:
+            raise InvalidInput(f"{len(ids)} ids; the limit is {self.limits.max_ids}")
+        out = []
+        for i, raw in enumerate(ids):
+            try:
+                out.append(d.normalize_point_id(raw))
+            except d.InvalidPointId as exc:
+                raise InvalidInput(f"ids[{i}]: {exc}") from exc
+        return out
+
+    async def get(self, ids: Sequence[str]) -> tuple[list[Hit], list[str]]:
+        self._ready()
+        wanted = self._check_ids(ids)
+        points = await self.store_call("get", wanted)
+        found = {p.id for p in points}
+        hits = [Hit.from_point(p.id, 1.0, p.payload) for p in points]
+        missing = [raw for raw, norm in zip(ids, wanted, strict=True) if norm not in found]
+        return hits, missing
+
+    async def delete(self, ids: Sequence[str] = (), filter: d.Filter | None = None) -> int:
+        self._ready()
+        if bool(ids) == (filter is not None and not filter.is_empty()):
+            raise InvalidInput("delete needs either ids or a filter (exactly one)")
+        if ids:
+            return int(await self.store_call("delete_ids", self._check_ids(ids)))
+        assert filter is not None
+        try:
+            filter.validate()
+        except d.InvalidFilter as exc:
+            raise InvalidInput(str(exc)) from exc
+        return int(await self.store_call("delete_filter", filter))
+
+    async def stats(self) -> Stats:
+        spec = self._ready()
+        count = await self.store_call("count", None)
+        pending = await self.store_call("count", d.Filter(must=(d.Match(d.CAPTION_PENDING, True),)))
+        captioned = await self.store_call("count", d.Filter(must=(d.Match(CAPTIONED, True),)))
+        return Stats(
+            count=int(count),
+            model=spec.model,
+            pretrained=spec.pretrained,
+            dimension=spec.dimension,
+            captioned_count=int(captioned),
+            caption_pending_count=int(pending),
+            collection=self.store.collection,
+            store=self.store.location,
+        )

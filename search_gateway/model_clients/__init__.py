@@ -1,0 +1,13 @@
+"""How the gateway reaches its models: one interface (base.py), two
+implementations: in-process wrappers (local.py, the embedded mode) and gRPC
+stubs to the model services (remote.py)."""
+
+from search_gateway.model_clients.base import (
+    CaptionBatch,
+    Captioner,
+    Embedder,
+    EmbedderIdentity,
+    ImageVectors,
+)
+
+__all__ = ["CaptionBatch", "Captioner", "Embedder", "EmbedderIdentity", "ImageVectors"]

@@ -1,0 +1,211 @@
+"""Model clients over gRPC: deadlines on every call, bounded retries with
+backoff on UNAVAILABLE, and client-side round-robin over every address the
+service name resolves to.
+
+Why round-robin here: a Kubernetes ClusterIP Service balances *connections*,
+and gRPC keeps one HTTP/2 connection open, so every request would land on one
+embedder pod. With a headless Service, `dns:///embedder:50051` resolves to all
+pod IPs and the `round_robin` policy spreads calls over them (re-resolving as
+pods come and go).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import grpc
+import numpy as np
+from grpc import aio
+
+from imgsearch import vectors
+from imgsearch.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    ImgsearchError,
+    InvalidInput,
+    Overloaded,
+    Unauthenticated,
+    Unavailable,
+)
+from imgsearch.v1 import captioner_pb2, captioner_pb2_grpc, embedder_pb2, embedder_pb2_grpc
+from search_gateway.model_clients.base import CaptionBatch, EmbedderIdentity, ImageVectors
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def service_config(service: str, max_attempts: int = 4) -> str:
+    """gRPC service config: round-robin and a retry policy for UNAVAILABLE."""
+    return json.dumps(
+        {
+            "loadBalancingConfig": [{"round_robin": {}}],
+            "methodConfig": [
+                {
+                    "name": [{"service": service}],
+                    "retryPolicy": {
+                        "maxAttempts": max_attempts,
+                        "initialBackoff": "0.2s",
+                        "maxBackoff": "2s",
+                        "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"],
+                    },
+                }
+            ],
+        }
+    )
+
+
+def channel_target(address: str) -> str:
+    """'host:port' → 'dns:///host:port' so every resolved address is used."""
+    if "://" in address or address.startswith(("unix:", "dns:", "ipv4:", "ipv6:")):
+        return address
+    return f"dns:///{address}"
+
+
+def open_channel(
+    address: str,
+    service: str,
+    credentials: grpc.ChannelCredentials | None = None,
+    max_attempts: int = 4,
+) -> aio.Channel:
+    options = [
+        ("grpc.service_config", service_config(service, max_attempts)),
+        ("grpc.enable_retries", 1),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.dns_min_time_between_resolutions_ms", 5_000),
+    ]
+    target = channel_target(address)
+    if credentials is None:
+        return aio.insecure_channel(target, options=options)
+    return aio.secure_channel(target, credentials, options=options)
+
+
+def translate(err: grpc.aio.AioRpcError, what: str) -> ImgsearchError:
+    """A model service's status as the gateway's domain error."""
+    code, details = err.code(), err.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return Unavailable(f"{what} unavailable: {details}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded(f"{what}: deadline exceeded")
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidInput(details)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return Overloaded(f"{what}: {details}")
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(f"{what} refused the gateway's credentials")
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return FailedPrecondition(f"{what}: {details}")
+    return Unavailable(f"{what} failed with {code.name}")
+
+
+def _timeout(timeout: float | None, default: float) -> float:
+    return default if timeout is None else max(0.001, min(timeout, default))
+
+
+class RemoteEmbedder:
+    """The Embedder interface over an imgsearch.v1.Embedder service."""
+
+    def __init__(
+        self,
+        address: str,
+        timeout_s: float = 60.0,
+        credentials: grpc.ChannelCredentials | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._metadata = tuple(metadata)
+        self._channel = open_channel(address, "imgsearch.v1.Embedder", credentials)
+        self._stub = embedder_pb2_grpc.EmbedderStub(self._channel)
+        self._identity: EmbedderIdentity | None = None
+
+    async def identity(self) -> EmbedderIdentity:
+        if self._identity is None:
+            try:
+                info = await self._stub.Info(
+                    embedder_pb2.InfoRequest(),
+                    timeout=self.timeout_s,
+                    metadata=self._metadata,
+                    wait_for_ready=True,
+                )
+            except grpc.aio.AioRpcError as err:
+                raise translate(err, f"embedder at {self.address}") from err
+            self._identity = EmbedderIdentity(info.model, info.pretrained, info.dimension)
+        return self._identity
+
+    async def embed_images(
+        self, images: Sequence[bytes], timeout: float | None = None
+    ) -> ImageVectors:
+        dim = (await self.identity()).dimension
+        try:
+            reply = await self._stub.EmbedImages(
+                embedder_pb2.EmbedImagesRequest(images=list(images), partial_results=True),
+                timeout=_timeout(timeout, self.timeout_s),
+                metadata=self._metadata,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise translate(err, f"embedder at {self.address}") from err
+        out = ImageVectors(
+            vectors=[vectors.decode(v, dim) if v else None for v in reply.vectors],
+            errors={e.index: e.reason for e in reply.errors},
+        )
+        return out
+
+    async def embed_texts(self, texts: Sequence[str], timeout: float | None = None) -> np.ndarray:
+        dim = (await self.identity()).dimension
+        try:
+            reply = await self._stub.EmbedTexts(
+                embedder_pb2.EmbedTextsRequest(texts=list(texts)),
+                timeout=_timeout(timeout, self.timeout_s),
+                metadata=self._metadata,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise translate(err, f"embedder at {self.address}") from err
+        return vectors.decode_rows(list(reply.vectors), dim)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+class RemoteCaptioner:
+    """The Captioner interface over an imgsearch.v1.Captioner service."""
+
+    def __init__(
+        self,
+        address: str,
+        timeout_s: float = 300.0,
+        max_new_tokens: int = 0,
+        num_beams: int = 0,
+        credentials: grpc.ChannelCredentials | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._options = captioner_pb2.CaptionOptions(
+            max_new_tokens=max_new_tokens, num_beams=num_beams
+        )
+        self._metadata = tuple(metadata)
+        self._channel = open_channel(address, "imgsearch.v1.Captioner", credentials)
+        self._stub = captioner_pb2_grpc.CaptionerStub(self._channel)
+
+    async def caption_images(
+        self, images: Sequence[bytes], timeout: float | None = None
+    ) -> CaptionBatch:
+        try:
+            reply = await self._stub.Caption(
+                captioner_pb2.CaptionRequest(
+                    images=list(images), options=self._options, partial_results=True
+                ),
+                timeout=_timeout(timeout, self.timeout_s),
+                metadata=self._metadata,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise translate(err, f"captioner at {self.address}") from err
+        failed = {e.index: e.reason for e in reply.errors}
+        captions = [None if i in failed else c for i, c in enumerate(reply.captions)]
+        return CaptionBatch(captions=captions, model=reply.model, errors=failed)
+
+    async def close(self) -> None:
+        await self._channel.close()

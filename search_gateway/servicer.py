@@ -1,0 +1,143 @@
+"""The SearchGateway gRPC servicer: protobuf ↔ domain at the edge, GatewayCore
+in the middle. Handlers stay a few lines; errors map in the interceptor."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from grpc import aio
+
+from imgsearch.errors import InvalidInput
+from imgsearch.v1 import gateway_pb2, gateway_pb2_grpc
+from search_gateway import convert
+from search_gateway.core import GatewayCore, Hit, SearchQuery
+from search_gateway.ingest import IngestItem, IngestOutcome, IngestStatus
+
+_MODES = {
+    gateway_pb2.SEARCH_MODE_UNSPECIFIED: "vector",
+    gateway_pb2.SEARCH_MODE_VECTOR: "vector",
+    gateway_pb2.SEARCH_MODE_CAPTION: "caption",
+    gateway_pb2.SEARCH_MODE_HYBRID: "hybrid",
+}
+_STATUS = {
+    IngestStatus.ADDED: gateway_pb2.INGEST_STATUS_ADDED,
+    IngestStatus.ALREADY_PRESENT: gateway_pb2.INGEST_STATUS_ALREADY_PRESENT,
+    IngestStatus.DUPLICATE: gateway_pb2.INGEST_STATUS_DUPLICATE,
+    IngestStatus.FAILED: gateway_pb2.INGEST_STATUS_FAILED,
+}
+
+
+def hit_to_proto(hit: Hit) -> gateway_pb2.Hit:
+    return gateway_pb2.Hit(
+        id=hit.id,
+        score=hit.score,
+        uri=hit.uri,
+        caption=hit.caption,
+        payload=convert.payload_to_proto(hit.payload),
+    )
+
+
+def outcome_to_proto(o: IngestOutcome) -> gateway_pb2.IngestResult:
+    return gateway_pb2.IngestResult(
+        index=o.index,
+        id=o.id,
+        status=_STATUS[o.status],
+        duplicate_of=o.duplicate_of,
+        reason=o.reason,
+        error_code=o.error_code,
+        uri=o.uri,
+        caption_pending=o.caption_pending,
+    )
+
+
+def item_from_proto(req: gateway_pb2.IngestRequest) -> IngestItem:
+    source = req.WhichOneof("source")
+    try:
+        metadata, problem = convert.metadata_from_proto(req.metadata), ""
+    except ValueError as exc:  # reported as this image's failure, like a bad image
+        metadata, problem = {}, str(exc)
+    return IngestItem(
+        data=req.data if source == "data" else None,
+        path=req.path if source == "path" else None,
+        uri=req.uri,
+        metadata=metadata,
+        with_captions=req.options.with_captions,
+        near_duplicate_threshold=req.options.near_duplicate_threshold,
+        problem=problem,
+    )
+
+
+def query_from_proto(req: gateway_pb2.SearchRequest) -> SearchQuery:
+    kind = req.WhichOneof("query")
+    if kind is None:
+        raise InvalidInput("no query: give text, image or point_id")
+    try:
+        flt = convert.filter_from_proto(req.filter) if req.HasField("filter") else None
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    return SearchQuery(
+        text=req.text if kind == "text" else None,
+        image=req.image if kind == "image" else None,
+        point_id=req.point_id if kind == "point_id" else None,
+        k=req.k or 10,
+        offset=req.offset,
+        score_threshold=req.score_threshold if req.HasField("score_threshold") else None,
+        filter=flt,
+        mode=_MODES.get(req.mode, "vector"),
+    )
+
+
+class GatewayServicer(gateway_pb2_grpc.SearchGatewayServicer):
+    def __init__(self, core: GatewayCore) -> None:
+        self.core = core
+
+    async def Ingest(
+        self,
+        request_iterator: AsyncIterator[gateway_pb2.IngestRequest],
+        context: aio.ServicerContext,
+    ) -> AsyncIterator[gateway_pb2.IngestResult]:
+        async def items() -> AsyncIterator[IngestItem]:
+            async for req in request_iterator:
+                yield item_from_proto(req)
+
+        async for outcome in self.core.ingest(items(), context.time_remaining):
+            yield outcome_to_proto(outcome)
+
+    async def Search(
+        self, request: gateway_pb2.SearchRequest, context: aio.ServicerContext
+    ) -> gateway_pb2.SearchResponse:
+        hits = await self.core.search(query_from_proto(request), context.time_remaining())
+        return gateway_pb2.SearchResponse(
+            hits=[hit_to_proto(h) for h in hits], model=self.core.model_name
+        )
+
+    async def Get(
+        self, request: gateway_pb2.GetRequest, context: aio.ServicerContext
+    ) -> gateway_pb2.GetResponse:
+        hits, missing = await self.core.get(list(request.ids))
+        return gateway_pb2.GetResponse(points=[hit_to_proto(h) for h in hits], missing=missing)
+
+    async def Delete(
+        self, request: gateway_pb2.DeleteRequest, context: aio.ServicerContext
+    ) -> gateway_pb2.DeleteResponse:
+        try:
+            flt = convert.filter_from_proto(request.filter) if request.HasField("filter") else None
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from exc
+        deleted = await self.core.delete(list(request.ids), flt)
+        return gateway_pb2.DeleteResponse(deleted=deleted)
+
+    async def Stats(
+        self, request: gateway_pb2.StatsRequest, context: aio.ServicerContext
+    ) -> gateway_pb2.StatsResponse:
+        s = await self.core.stats()
+        return gateway_pb2.StatsResponse(
+            count=s.count,
+            model=s.model,
+            pretrained=s.pretrained,
+            dimension=s.dimension,
+            captioned_count=s.captioned_count,
+            caption_pending_count=s.caption_pending_count,
+            collection=s.collection,
+            store=s.store,
+        )
