@@ -169,6 +169,13 @@ class BlipCaptioner(InferenceModel):
         assert self._info is not None
         return self._info
 
+    @property
+    def model_id(self) -> str:
+        """The name stored with each caption (== info.model), known without loading."""
+        if self._info is not None:
+            return self._info.model
+        return resolve(self.model_name).display
+
     def check_options(self, options: CaptionOptions) -> None:
         """InvalidInput when the prompt plus max_new_tokens overflow the model."""
         prompt = self._prompt_ids(options.prefix)

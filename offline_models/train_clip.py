@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--max-minutes", type=float, default=40.0, help="cosine schedule also ends by this wall time")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--init", type=Path, default=None, help="continue from a saved checkpoint")
     args = p.parse_args(argv)
 
     import open_clip
@@ -135,7 +136,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     tok_dir = args.out / registry.TOKENIZER_SUBDIR
     vocab.save_tokenizer(tok_dir)
     name = registry.register_config(tok_dir)
-    model, _, preprocess = open_clip.create_model_and_transforms(name)
+    pretrained = str(args.init) if args.init else None
+    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
     tokenizer = open_clip.get_tokenizer(name)
     n_params = sum(q.numel() for q in model.parameters())
     print(f"model {name}: {n_params / 1e6:.2f}M params; preprocess {preprocess}", flush=True)

@@ -32,8 +32,6 @@ from search_gateway.store.base import VectorStore
 log = logging.getLogger(__name__)
 
 MODES = ("vector", "caption", "hybrid")
-# Payload flag set when a caption is stored, so Stats can count them cheaply.
-CAPTIONED = "captioned"
 
 
 @dataclass
@@ -286,7 +284,7 @@ class GatewayCore:
 
     async def delete(self, ids: Sequence[str] = (), filter: d.Filter | None = None) -> int:
         self._ready()
-        if bool(ids) == (filter is not None and not filter.is_empty()):
+        if bool(ids) == (filter is not None and not filter.is_empty):
             raise InvalidInput("delete needs either ids or a filter (exactly one)")
         if ids:
             return int(await self.store_call("delete_ids", self._check_ids(ids)))
@@ -301,7 +299,7 @@ class GatewayCore:
         spec = self._ready()
         count = await self.store_call("count", None)
         pending = await self.store_call("count", d.Filter(must=(d.Match(d.CAPTION_PENDING, True),)))
-        captioned = await self.store_call("count", d.Filter(must=(d.Match(CAPTIONED, True),)))
+        captioned = await self.store_call("count", d.Filter(must=(d.Match(d.CAPTIONED, True),)))
         return Stats(
             count=int(count),
             model=spec.model,

@@ -50,6 +50,7 @@ FORMAT = "format"
 CAPTION = "caption"
 CAPTION_MODEL = "caption_model"
 CAPTION_PENDING = "caption_pending"
+CAPTIONED = "captioned"  # true once a caption is stored; lets Stats count cheaply
 INGESTED_AT = "ingested_at"
 DUPLICATE_OF = "duplicate_of"
 
@@ -72,6 +73,7 @@ RESERVED_FIELDS: frozenset[str] = frozenset(
         CAPTION,
         CAPTION_MODEL,
         CAPTION_PENDING,
+        CAPTIONED,
         INGESTED_AT,
         DUPLICATE_OF,
     }
@@ -89,6 +91,7 @@ PAYLOAD_INDEXES: dict[str, IndexKind] = {
     CAPTION: IndexKind.TEXT,
     CAPTION_MODEL: IndexKind.KEYWORD,
     CAPTION_PENDING: IndexKind.BOOL,
+    CAPTIONED: IndexKind.BOOL,
     INGESTED_AT: IndexKind.DATETIME,
     DUPLICATE_OF: IndexKind.KEYWORD,
     TIMESTAMP: IndexKind.DATETIME,

@@ -26,7 +26,8 @@ body {{ font-family: system-ui, sans-serif; margin: 1.5rem; background: #fafafa;
 h1 {{ font-size: 1.3rem; }} .meta {{ color: #666; font-size: .9rem; }}
 .grid {{ display: grid; gap: 1rem;
          grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); }}
-figure {{ margin: 0; background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: .5rem; }}
+figure {{ margin: 0; background: #fff; border: 1px solid #ddd;
+          border-radius: 6px; padding: .5rem; }}
 figure img {{ width: 100%; height: 200px; object-fit: contain; background: #eee; }}
 figcaption {{ font-size: .85rem; word-break: break-all; }}
 .rank {{ font-weight: bold; }} .score {{ float: right; color: #555; }}

@@ -430,7 +430,7 @@ class IngestPipeline:
         if w.caption is not None:
             payload[d.CAPTION] = w.caption
             payload[d.CAPTION_MODEL] = w.caption_model
-        payload["captioned"] = w.caption is not None
+        payload[d.CAPTIONED] = w.caption is not None
         if w.duplicate_of:
             payload[d.DUPLICATE_OF] = w.duplicate_of
         return payload

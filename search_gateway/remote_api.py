@@ -111,7 +111,7 @@ class RemoteGateway:
             req.point_id = q.point_id
         if q.score_threshold is not None:
             req.score_threshold = q.score_threshold
-        if q.filter is not None and not q.filter.is_empty():
+        if q.filter is not None and not q.filter.is_empty:
             req.filter.CopyFrom(convert.filter_to_proto(q.filter))
         reply = await self._call(self._stub.Search, req)
         return [_hit(h) for h in reply.hits]

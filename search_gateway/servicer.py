@@ -79,7 +79,7 @@ def query_from_proto(req: gateway_pb2.SearchRequest) -> SearchQuery:
         text=req.text if kind == "text" else None,
         image=req.image if kind == "image" else None,
         point_id=req.point_id if kind == "point_id" else None,
-        k=req.k or 10,
+        k=req.k,
         offset=req.offset,
         score_threshold=req.score_threshold if req.HasField("score_threshold") else None,
         filter=flt,

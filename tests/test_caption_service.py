@@ -147,19 +147,32 @@ async def test_concurrent_single_image_requests_are_batched(
     assert after.device == "cpu" and after.precision == "float32"
 
 
-async def test_different_options_never_share_a_batch(server: CaptionServer) -> None:
+async def test_different_options_never_share_a_batch(
+    server: CaptionServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Concurrent requests with other options are split by the batch key."""
     runtime = server.runtime
+    model = runtime.model
+    calls: list[tuple[int, CaptionOptions]] = []
+    real = model.caption_batch
+
+    def recording(pixels: list[object], options: CaptionOptions) -> list[str]:
+        calls.append((len(pixels), options))
+        return real(pixels, options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(model, "caption_batch", recording)
     image = encode_image(pattern(5))
     plain = runtime.options(3, 0, "")
     prefixed = runtime.options(3, 0, "a dog")
-    before = runtime.model_batches
     results = await asyncio.gather(
         *(runtime.caption_images([image], o, False) for o in (plain, prefixed, plain, prefixed))
     )
-    assert runtime.model_batches - before == 2
+    assert 2 <= len(calls) <= 4 and sum(n for n, _ in calls) == 4
+    assert {o for _, o in calls} == {plain, prefixed}
     assert results[0].captions == results[2].captions
+    assert not results[0].captions[0].startswith("a dog ")
     assert results[1].captions[0].startswith("a dog ")
+    assert results[1].captions == results[3].captions
 
 
 async def test_error_statuses(stub: captioner_pb2_grpc.CaptionerStub) -> None:
@@ -284,6 +297,8 @@ def test_model_spec_resolution(tiny_blip: Path, tmp_path: Path) -> None:
     assert resolve("Salesforce/blip-image-captioning-large").local is False
     local = resolve(str(tiny_blip))
     assert local.local and local.display == tiny_blip.name
+    unloaded = BlipCaptioner(str(tiny_blip))
+    assert unloaded.model_id == tiny_blip.name and not unloaded.loaded
     with pytest.raises(FileNotFoundError):
         resolve(str(tmp_path / "missing"))
     with pytest.raises(FileNotFoundError, match=r"config\.json"):

@@ -86,10 +86,11 @@ class LocalCaptioner:
 
         loop = asyncio.get_running_loop()
         options = self.options or CaptionOptions()
-        captions, errors = await loop.run_in_executor(
+        result = await loop.run_in_executor(
             self._infer, self.model.caption_images, list(images), options
         )
-        return CaptionBatch(captions=list(captions), model=self.model.model_id, errors=errors)
+        captions = [None if i in result.errors else c for i, c in enumerate(result.captions)]
+        return CaptionBatch(captions=captions, model=self.model.model_id, errors=result.errors)
 
     async def close(self) -> None:
         self._infer.shutdown(wait=True)

@@ -20,21 +20,19 @@ from typing import Any, TypeVar
 
 import numpy as np
 from qdrant_client import QdrantClient, models
-from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from search_gateway import domain as d
 from search_gateway.caption_terms import document_terms, query_terms
 from search_gateway.filters import combine
 from search_gateway.store import qdrant_schema as schema
 from search_gateway.store.base import ScrollPage
+from search_gateway.store.qdrant_errors import unavailable_reason
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# HTTP statuses meaning "the server is there but cannot serve now": retried.
-_RETRYABLE_HTTP = {429, 502, 503, 504}
 # Page size for id scans (delete by filter).
 _ID_PAGE = 1024
 
@@ -250,7 +248,13 @@ class QdrantStore:
 
     def set_caption(self, point_id: str, caption: str, model: str) -> None:
         self.set_payload(
-            point_id, {d.CAPTION: caption, d.CAPTION_MODEL: model, d.CAPTION_PENDING: False}
+            point_id,
+            {
+                d.CAPTION: caption,
+                d.CAPTION_MODEL: model,
+                d.CAPTION_PENDING: False,
+                d.CAPTIONED: True,
+            },
         )
 
     def delete_ids(self, ids: Sequence[str]) -> int:
@@ -393,7 +397,7 @@ class QdrantStore:
                 with self._lock:
                     return fn()
             except Exception as exc:
-                reason, retryable = _unavailable(exc)
+                reason, retryable = unavailable_reason(exc)
                 if reason is None:
                     raise
                 if not retryable or attempt >= self._retries:
@@ -502,33 +506,3 @@ def _scored(point: models.ScoredPoint) -> d.ScoredPoint:
     return d.ScoredPoint(
         id=_canonical(point.id), score=float(point.score), payload=point.payload or {}
     )
-
-
-def _unavailable(exc: BaseException) -> tuple[str | None, bool]:
-    """(reason, retryable) when exc means Qdrant cannot serve; (None, False) otherwise."""
-    if isinstance(exc, ResponseHandlingException):  # transport failure under the REST client
-        return f"{type(exc.source).__name__}: {exc.source}", True
-    if isinstance(exc, ResourceExhaustedResponse):
-        return "rate limited", True
-    if isinstance(exc, UnexpectedResponse) and exc.status_code is not None:
-        if exc.status_code in _RETRYABLE_HTTP:
-            return f"HTTP {exc.status_code}", True
-        if exc.status_code in (401, 403):
-            return f"HTTP {exc.status_code}: the API key was refused", False
-        return None, False
-    with contextlib.suppress(ImportError):
-        import grpc
-
-        if isinstance(exc, grpc.RpcError) and isinstance(exc, grpc.Call):
-            code = exc.code()
-            if code in (
-                grpc.StatusCode.UNAVAILABLE,
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-            ):
-                return f"gRPC {code.name}", True
-            if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-                return f"gRPC {code.name}: the API key was refused", False
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return f"{type(exc).__name__}: {exc}", True
-    return None, False
