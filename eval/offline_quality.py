@@ -15,15 +15,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from offline_models import inference  # noqa: E402
+from offline_models import inference
 
 BARS = {"colour_shape": 0.9, "with_size_or_position": 0.5, "captions_single_object": 0.8}
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--n-scenes", type=int, default=1000)
     p.add_argument("--attr-queries", type=int, default=200)
     p.add_argument("--caption-scenes", type=int, default=500)
@@ -45,7 +47,9 @@ def main() -> int:
     for key in ("colour_shape", "with_size_or_position"):
         r = res[key]
         worst = sorted(zip(r["per_query"], r["queries"], strict=True))[:3]
-        print(f"text->image precision@10 [{key}]: {r['precision']:.3f} over {r['n_queries']} queries")
+        print(
+            f"text->image precision@10 [{key}]: {r['precision']:.3f} over {r['n_queries']} queries"
+        )
         print("   worst: " + "; ".join(f"{q!r} {v:.2f}" for v, q in worst))
     print(f"(CLIP eval {time.time() - t0:.0f}s)")
 
@@ -53,7 +57,9 @@ def main() -> int:
         t0 = time.time()
         blip = inference.load_blip()
         single = inference.evaluate_blip(blip, args.caption_scenes, args.seed + 1, n_objects=1)
-        multi = inference.evaluate_blip(blip, args.caption_scenes // 2, args.seed + 2, n_objects=None)
+        multi = inference.evaluate_blip(
+            blip, args.caption_scenes // 2, args.seed + 2, n_objects=None
+        )
         metrics["captions_single_object"] = single["accuracy"]
         print(
             f"captions, single-object scenes: names colour+shape {single['accuracy']:.3f} "

@@ -49,10 +49,19 @@ def query_text(query: Sequence[Mention]) -> str:
     return scenes.mentions_text(query)
 
 
-def colour_shape_queries(objects_per_scene: Sequence[Sequence[ObjectLike]]) -> list[list[dict[str, str]]]:
+def colour_shape_queries(
+    objects_per_scene: Sequence[Sequence[ObjectLike]],
+) -> list[list[dict[str, str]]]:
     """Every colour+shape pair that occurs at least once in the scenes."""
-    present = {(_as_dict(o)["colour"], _as_dict(o)["shape"]) for objs in objects_per_scene for o in objs}
-    return [[{"colour": c, "shape": s}] for c in scenes.COLOURS for s in scenes.SHAPES if (c, s) in present]
+    present = {
+        (_as_dict(o)["colour"], _as_dict(o)["shape"]) for objs in objects_per_scene for o in objs
+    }
+    return [
+        [{"colour": c, "shape": s}]
+        for c in scenes.COLOURS
+        for s in scenes.SHAPES
+        if (c, s) in present
+    ]
 
 
 def attribute_queries(
@@ -94,7 +103,11 @@ def retrieval_precision(
         rel = np.array([is_relevant(q, objs) for objs in objects_per_scene])
         order = np.argsort(-sims[qi], kind="stable")
         per_query.append(precision_at_k(rel[order].tolist(), int(rel.sum()), k))
-    return {"precision": float(np.mean(per_query)), "per_query": per_query, "n_queries": len(queries)}
+    return {
+        "precision": float(np.mean(per_query)),
+        "per_query": per_query,
+        "n_queries": len(queries),
+    }
 
 
 def ranked_precision(
@@ -135,10 +148,14 @@ def caption_accuracy(
     captions: Sequence[str], objects_per_scene: Sequence[Sequence[ObjectLike]]
 ) -> float:
     """Share of scenes whose caption names every object's colour and shape."""
-    ok = [caption_names_objects(c, objs) for c, objs in zip(captions, objects_per_scene, strict=True)]
+    ok = [
+        caption_names_objects(c, objs) for c, objs in zip(captions, objects_per_scene, strict=True)
+    ]
     return float(np.mean(ok)) if ok else 0.0
 
 
-def embed_in_batches(fn: Callable[[Sequence[Any]], np.ndarray], items: Sequence[Any], batch: int = 256) -> np.ndarray:
+def embed_in_batches(
+    fn: Callable[[Sequence[Any]], np.ndarray], items: Sequence[Any], batch: int = 256
+) -> np.ndarray:
     """Apply an embedding function over ``items`` in batches and stack the results."""
     return np.concatenate([fn(items[i : i + batch]) for i in range(0, len(items), batch)], axis=0)

@@ -70,7 +70,12 @@ class SceneObject:
     position: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"shape": self.shape, "colour": self.colour, "size": self.size, "position": self.position}
+        return {
+            "shape": self.shape,
+            "colour": self.colour,
+            "size": self.size,
+            "position": self.position,
+        }
 
 
 @dataclass
@@ -126,7 +131,14 @@ def _polygon(cx: float, cy: float, r: float, n: int, rot: float) -> list[tuple[f
     ]
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill: tuple[int, int, int]) -> None:
+def _draw_shape(
+    draw: ImageDraw.ImageDraw,
+    shape: str,
+    cx: float,
+    cy: float,
+    r: float,
+    fill: tuple[int, int, int],
+) -> None:
     if shape == "circle":
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
     elif shape == "square":
@@ -149,7 +161,9 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: 
         raise ValueError(f"unknown shape {shape!r}")
 
 
-def render(objects: Sequence[SceneObject], background: str, rng: random.Random, size: int = IMAGE_SIZE) -> Image.Image:
+def render(
+    objects: Sequence[SceneObject], background: str, rng: random.Random, size: int = IMAGE_SIZE
+) -> Image.Image:
     """Draw objects (with small jitter from ``rng``) on a plain background."""
     img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), BACKGROUNDS[background])
     draw = ImageDraw.Draw(img)
@@ -177,7 +191,9 @@ def random_objects(rng: random.Random, n_objects: int | None = None) -> list[Sce
             if (colour, shape) not in used:
                 break
         used.add((colour, shape))
-        objects.append(SceneObject(shape=shape, colour=colour, size=rng.choice(SIZES), position=pos))
+        objects.append(
+            SceneObject(shape=shape, colour=colour, size=rng.choice(SIZES), position=pos)
+        )
     return objects
 
 
@@ -214,7 +230,11 @@ def sample_mentions(objects: Sequence[SceneObject], rng: random.Random) -> list[
         k = rng.randint(2, len(objects))
         chosen = rng.sample(list(objects), k)
         keep_size, keep_pos = rng.random() < 0.5, rng.random() < 0.5
-        a = ["colour", "shape"] + (["size"] if keep_size else []) + (["position"] if keep_pos else [])
+        a = (
+            ["colour", "shape"]
+            + (["size"] if keep_size else [])
+            + (["position"] if keep_pos else [])
+        )
         attrs = [a] * k
     else:
         chosen = [rng.choice(list(objects))]
@@ -238,7 +258,9 @@ def mentions_text(mentions: Sequence[Mention], rng: random.Random | None = None)
 # --- sample folder for the README demo ---------------------------------------------------
 
 
-def write_sample_folder(directory: str | Path, n: int = 200, seed: int = 7, image_format: str = "png") -> list[dict[str, Any]]:
+def write_sample_folder(
+    directory: str | Path, n: int = 200, seed: int = 7, image_format: str = "png"
+) -> list[dict[str, Any]]:
     """Write ``n`` scene images plus ``metadata.jsonl`` (file, caption, objects, fake metadata).
 
     Used by the README's main command to build ``sample_images/`` without any download.
@@ -247,7 +269,7 @@ def write_sample_folder(directory: str | Path, n: int = 200, seed: int = 7, imag
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     meta_rng = random.Random(seed + 1_000_003)
-    start = _dt.datetime(2024, 5, 1, 8, 0, tzinfo=_dt.UTC)
+    start = _dt.datetime(2024, 5, 1, 8, 0, tzinfo=_dt.timezone.utc)
     ext = "jpg" if image_format.lower() in ("jpg", "jpeg") else "png"
     records: list[dict[str, Any]] = []
     for i in range(n):

@@ -26,7 +26,7 @@ OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
-def build_processor(tokenizer_dir: Path):  # noqa: ANN201 - transformers types are dynamic
+def build_processor(tokenizer_dir: Path):
     """BlipProcessor = BlipImageProcessor at the scene resolution + the word tokenizer."""
     from transformers import AutoTokenizer, BlipImageProcessor, BlipProcessor
 
@@ -43,9 +43,14 @@ def build_processor(tokenizer_dir: Path):  # noqa: ANN201 - transformers types a
     return BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
-def build_model(vocab_size: int, hidden: int, vision_layers: int, text_layers: int):  # noqa: ANN201
+def build_model(vocab_size: int, hidden: int, vision_layers: int, text_layers: int):
     """Small BlipForConditionalGeneration whose special ids match the word tokenizer."""
-    from transformers import BlipConfig, BlipForConditionalGeneration, BlipTextConfig, BlipVisionConfig
+    from transformers import (
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipTextConfig,
+        BlipVisionConfig,
+    )
 
     heads = hidden // 32
     vision = BlipVisionConfig(
@@ -84,7 +89,9 @@ def build_model(vocab_size: int, hidden: int, vision_layers: int, text_layers: i
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", type=Path, default=registry.BLIP_DIR)
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--seed", type=int, default=2)
@@ -94,7 +101,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--hidden", type=int, default=192)
     p.add_argument("--vision-layers", type=int, default=4)
     p.add_argument("--text-layers", type=int, default=3)
-    p.add_argument("--max-minutes", type=float, default=40.0, help="cosine schedule also ends by this wall time")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=40.0,
+        help="cosine schedule also ends by this wall time",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--log-every", type=int, default=25)
     args = p.parse_args(argv)

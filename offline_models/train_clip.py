@@ -44,7 +44,9 @@ def encode_objects(objects_per_scene: Sequence[Sequence[scenes.SceneObject]]) ->
     return out
 
 
-def encode_mentions(mentions_per_text: Sequence[Sequence[dict[str, str]]]) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_mentions(
+    mentions_per_text: Sequence[Sequence[dict[str, str]]],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """[T, 3, 4] attribute indices with -1 = unspecified, plus [T, 3] validity mask."""
     out = torch.full((len(mentions_per_text), _MAX_OBJECTS, 4), -1, dtype=torch.long)
     valid = torch.zeros((len(mentions_per_text), _MAX_OBJECTS), dtype=torch.bool)
@@ -57,7 +59,9 @@ def encode_mentions(mentions_per_text: Sequence[Sequence[dict[str, str]]]) -> tu
     return out, valid
 
 
-def compatibility(mentions: torch.Tensor, valid: torch.Tensor, objects: torch.Tensor) -> torch.Tensor:
+def compatibility(
+    mentions: torch.Tensor, valid: torch.Tensor, objects: torch.Tensor
+) -> torch.Tensor:
     """[T, N] bool: text t is true of image n (each mention matched by some object)."""
     m = mentions[:, :, None, None, :]  # T,M,1,1,A
     o = objects[None, None, :, :, :]  # 1,1,N,O,A
@@ -107,12 +111,17 @@ def save_fp16(model: torch.nn.Module, path: Path) -> None:
     """Half-precision safetensors checkpoint (open_clip's loader upcasts on load)."""
     from safetensors.torch import save_file
 
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    state = {
+        k: (v.half() if v.is_floating_point() else v).contiguous()
+        for k, v in model.state_dict().items()
+    }
     save_file(state, str(path))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", type=Path, default=registry.CLIP_DIR)
     p.add_argument("--steps", type=int, default=900)
     p.add_argument("--seed", type=int, default=1)
@@ -121,7 +130,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--warmup", type=int, default=50)
-    p.add_argument("--max-minutes", type=float, default=40.0, help="cosine schedule also ends by this wall time")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=40.0,
+        help="cosine schedule also ends by this wall time",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--init", type=Path, default=None, help="continue from a saved checkpoint")
@@ -143,9 +157,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"model {name}: {n_params / 1e6:.2f}M params; preprocess {preprocess}", flush=True)
 
     decay = [q for n, q in model.named_parameters() if q.ndim >= 2 and "embedding" not in n]
-    no_decay = [q for n, q in model.named_parameters() if not (q.ndim >= 2 and "embedding" not in n)]
+    no_decay = [
+        q for n, q in model.named_parameters() if not (q.ndim >= 2 and "embedding" not in n)
+    ]
     opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": args.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
         lr=args.lr,
         betas=(0.9, 0.98),
         eps=1e-6,

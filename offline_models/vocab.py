@@ -25,7 +25,12 @@ FILLER_WORDS: tuple[str, ...] = (
     "background", "side",
 )  # fmt: skip
 # Spelling variants folded onto the generator's words by the normaliser.
-_SYNONYMS: dict[str, str] = {"center": "centre", "middle": "centre", "grey": "gray", "violet": "purple"}
+_SYNONYMS: dict[str, str] = {
+    "center": "centre",
+    "middle": "centre",
+    "grey": "gray",
+    "violet": "purple",
+}
 
 
 def vocabulary() -> list[str]:

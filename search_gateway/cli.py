@@ -461,6 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="default 50050 [IMGSEARCH_PORT]")
     p.add_argument("--metrics-port", type=int, default=None, help="default 9466; -1 disables")
     p.set_defaults(func=run_serve)
+
+    from search_gateway.demo import add_demo_command
+
+    add_demo_command(sub)
     return parser
 
 
@@ -478,6 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     configure_logging(level)
     try:
+        if getattr(args, "sync", False):
+            return int(args.func(args))
         return asyncio.run(args.func(args))
     except d.InvalidFilter as exc:  # includes FilterSyntaxError with its caret line
         print(f"error: {exc}", file=sys.stderr)
