@@ -26,8 +26,8 @@ from caption_service.model import (
     CaptionOptions,
 )
 from imgsearch.errors import InvalidInput, NotReady, TooLarge
-from imgsearch.images import ImageDecodeError
 from imgsearch.serving.batching import DynamicBatcher
+from imgsearch.serving.decoding import decode_all
 from imgsearch.serving.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -130,25 +130,10 @@ class CaptionRuntime:
         """Captions per image; with `partial`, bad images are reported instead of raised."""
         self._check(len(images))
         self.model.check_options(options)
-        loop = asyncio.get_running_loop()
-        preprocess = self.model.preprocess_image
-        decoded = await asyncio.gather(
-            *(loop.run_in_executor(self._decode_pool, preprocess, d) for d in images),
-            return_exceptions=True,
-        )
-        errors: list[tuple[int, str]] = []
-        good: list[tuple[int, torch.Tensor]] = []
-        for i, item in enumerate(decoded):
-            if isinstance(item, ImageDecodeError):
-                errors.append((i, str(item)))
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                good.append((i, item))
-        if errors and not partial:
-            first_index, reason = errors[0]
-            more = f" (and {len(errors) - 1} more bad images)" if len(errors) > 1 else ""
-            raise InvalidInput(f"image[{first_index}]: {reason}{more}")
+        decoded = await decode_all(self._decode_pool, self.model.preprocess_image, images)
+        if not partial:
+            decoded.raise_first_error()
+        good, errors = decoded.good, decoded.errors
         captions = [""] * len(images)
         if good:
             results = await self._images.submit([t for _, t in good], key=options)

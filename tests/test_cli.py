@@ -58,9 +58,13 @@ async def test_cli_embedded_and_gateway_print_the_same(models: Models, tmp_path:
     assert code == 3, err  # one broken file: reported, run completed, non-zero exit
     assert "added 6 · already present 0 · duplicate 1 · failed 1" in out
     assert "broken.jpg: not a recognised image format" in out
-    code, again, _ = await imgsearch(models, tmp_path / "emb", "index", str(root), "--allow-failures")
+    code, again, _ = await imgsearch(
+        models, tmp_path / "emb", "index", str(root), "--allow-failures"
+    )
     assert code == 0 and "added 0 · already present 7" in again
-    code, emb_query, _ = await imgsearch(models, tmp_path / "emb", "query", "a red circle", "-k", "5")
+    code, emb_query, _ = await imgsearch(
+        models, tmp_path / "emb", "query", "a red circle", "-k", "5"
+    )
     assert code == 0 and len(emb_query.splitlines()) == 6
     code, emb_json, _ = await imgsearch(
         models, tmp_path / "emb", "query", "x", "-k", "3", "--json", "--filter", "camera_id=7"
@@ -79,15 +83,21 @@ async def test_cli_embedded_and_gateway_print_the_same(models: Models, tmp_path:
     # The same through the service suite.
     async with suite(models, tmp_path / "suite-data") as s:
         gw = f"127.0.0.1:{s.server.port}"
-        code, gout, err = await imgsearch(models, tmp_path / "x", "--gateway", gw, "index", str(root), *meta)  # fmt: skip
+
+        async def via_gateway(*args: str) -> tuple[int, str, str]:
+            return await imgsearch(models, tmp_path / "unused", "--gateway", gw, *args)
+
+        code, gout, err = await via_gateway("index", str(root), *meta)
         assert code == 3, err
         assert counts_line(gout) == counts_line(out)
-        code, gw_query, _ = await imgsearch(models, tmp_path / "x", "--gateway", gw, "query", "a red circle", "-k", "5")  # fmt: skip
-        code, gw_json, _ = await imgsearch(models, tmp_path / "x", "--gateway", gw, "query", "x", "-k", "3", "--json", "--filter", "camera_id=7")  # fmt: skip
-        one = [f for f in find_images(root) if f.name == "img2.jpg"][0]
-        code, similar, _ = await imgsearch(models, tmp_path / "x", "--gateway", gw, "similar", str(one), "-k", "1", "--json")  # fmt: skip
+        _, gw_query, _ = await via_gateway("query", "a red circle", "-k", "5")
+        _, gw_json, _ = await via_gateway(
+            "query", "x", "-k", "3", "--json", "--filter", "camera_id=7"
+        )
+        one = next(f for f in find_images(root) if f.name == "img2.jpg")
+        _, similar, _ = await via_gateway("similar", str(one), "-k", "1", "--json")
         assert json.loads(similar)["hits"][0]["path"] == str(one)
-        code, deleted, _ = await imgsearch(models, tmp_path / "x", "--gateway", gw, "delete", "--filter", "camera_id=7")  # fmt: skip
+        _, deleted, _ = await via_gateway("delete", "--filter", "camera_id=7")
         assert deleted.strip() == "deleted 6 points"
     assert gw_query == emb_query
     strip = lambda text: [  # noqa: E731 - ingest times differ between runs

@@ -203,7 +203,10 @@ async def _filter_results(api, cat) -> dict[str, set[str]]:  # type: ignore[no-u
 async def test_filters_search_by_image_delete_embedded(models: Models, tmp_path: Path) -> None:
     cat = catalogue()
     async with embedded(models, tmp_path / "data") as core:
-        items = [IngestItem(data=data, uri=f"mem://{i}", metadata=meta) for i, (data, meta) in enumerate(cat)]  # fmt: skip
+        items = [
+            IngestItem(data=data, uri=f"mem://{i}", metadata=meta)
+            for i, (data, meta) in enumerate(cat)
+        ]
         assert {o.status for o in await ingest_all(core, items)} == {IngestStatus.ADDED}
         results = await _filter_results(core, cat)
         for name, _, predicate in FILTER_CASES:
@@ -367,8 +370,11 @@ async def test_caption_and_hybrid_modes(models: Models, tmp_path: Path) -> None:
     async with embedded(models, tmp_path / "data") as core:
         out = await ingest_all(
             core,
-            [IngestItem(data=data, uri=f"m{i}", with_captions=True) for i, (data, _) in enumerate(cat)],
-        )  # fmt: skip
+            [
+                IngestItem(data=data, uri=f"m{i}", with_captions=True)
+                for i, (data, _) in enumerate(cat)
+            ],
+        )
         hits, _ = await core.get([o.id for o in out])
         caption = hits[0].caption
         word = caption.split()[0]

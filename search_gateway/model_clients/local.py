@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from imgsearch.images import ImageDecodeError
+from imgsearch.serving.decoding import decode_all
 from search_gateway.model_clients.base import CaptionBatch, EmbedderIdentity, ImageVectors
 
 if TYPE_CHECKING:
@@ -39,19 +39,9 @@ class LocalEmbedder:
         self, images: Sequence[bytes], timeout: float | None = None
     ) -> ImageVectors:
         loop = asyncio.get_running_loop()
-        decoded = await asyncio.gather(
-            *(loop.run_in_executor(self._decode, self.model.preprocess_image, d) for d in images),
-            return_exceptions=True,
-        )
-        out = ImageVectors(vectors=[None] * len(images))
-        good = []
-        for i, item in enumerate(decoded):
-            if isinstance(item, ImageDecodeError):
-                out.errors[i] = str(item)
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                good.append((i, item))
+        decoded = await decode_all(self._decode, self.model.preprocess_image, images)
+        out = ImageVectors(vectors=[None] * len(images), errors=dict(decoded.errors))
+        good = decoded.good
         for start in range(0, len(good), self.batch_size):
             chunk = good[start : start + self.batch_size]
             rows = await loop.run_in_executor(

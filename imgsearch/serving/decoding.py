@@ -1,0 +1,58 @@
+"""Decoding a request's images in a thread pool, keeping the bad ones apart.
+
+Every image path (embedder, captioner, the gateway's in-process embedder)
+decodes a list of untrusted files concurrently and must report which ones
+failed without losing the rest; that logic lives here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from imgsearch.errors import InvalidInput
+from imgsearch.images import ImageDecodeError
+
+T = TypeVar("T")
+
+
+@dataclass
+class Decoded(Generic[T]):
+    """Pre-processed items by request index, and (index, reason) for failures."""
+
+    good: list[tuple[int, T]] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    def raise_first_error(self) -> None:
+        """INVALID_ARGUMENT naming the first bad image, as the protos document."""
+        if self.errors:
+            index, reason = self.errors[0]
+            more = f" (and {len(self.errors) - 1} more bad images)" if len(self.errors) > 1 else ""
+            raise InvalidInput(f"image[{index}]: {reason}{more}")
+
+
+async def decode_all(
+    pool: Executor, preprocess: Callable[[bytes], T], images: Sequence[bytes]
+) -> Decoded[T]:
+    """Runs `preprocess` over every image in `pool` (never on the event loop).
+
+    ImageDecodeError marks that image bad; any other exception is a fault
+    and propagates.
+    """
+    loop = asyncio.get_running_loop()
+    results = await asyncio.gather(
+        *(loop.run_in_executor(pool, preprocess, data) for data in images),
+        return_exceptions=True,
+    )
+    out: Decoded[T] = Decoded()
+    for i, item in enumerate(results):
+        if isinstance(item, ImageDecodeError):
+            out.errors.append((i, str(item)))
+        elif isinstance(item, BaseException):
+            raise item
+        else:
+            out.good.append((i, item))
+    return out
