@@ -81,6 +81,8 @@ async def start_caption_server(
         [binding],
         max_message_bytes=settings.max_request_bytes,
         metrics=metrics,
+        credentials=settings.server_credentials(),
+        api_keys=settings.api_keys(),
     )
     metrics_port = metrics.serve_http(settings.metrics_port, settings.host)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imgsearch.serving.security import ServerSecurity
+
 from caption_service.model import DEFAULT_MAX_NEW_TOKENS, MAX_BEAMS, MAX_NEW_TOKENS_LIMIT
 from caption_service.model_spec import DEFAULT_MODEL
 from imgsearch.images import DEFAULT_MAX_PIXELS
@@ -13,7 +15,7 @@ DEFAULT_PORT = 50052
 DEFAULT_METRICS_PORT = 9465
 
 
-class CaptionerSettings(BaseSettings):
+class CaptionerSettings(BaseSettings, ServerSecurity):
     """Every knob of the captioner service, validated at start-up."""
 
     model_config = SettingsConfigDict(env_prefix="IMGSEARCH_CAPTIONER_", protected_namespaces=())

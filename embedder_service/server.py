@@ -77,6 +77,8 @@ async def start_embedder_server(
         [ServiceBinding(servicer, embedder_pb2_grpc.add_EmbedderServicer_to_server, SERVICE_NAME)],
         max_message_bytes=settings.max_request_bytes,
         metrics=metrics,
+        credentials=settings.server_credentials(),
+        api_keys=settings.api_keys(),
     )
     metrics_port = metrics.serve_http(settings.metrics_port, settings.host)
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imgsearch.serving.security import ServerSecurity
+
 from imgsearch.images import DEFAULT_MAX_PIXELS
 
 DEFAULT_PORT = 50051
 DEFAULT_METRICS_PORT = 9464
 
 
-class EmbedderSettings(BaseSettings):
+class EmbedderSettings(BaseSettings, ServerSecurity):
     """Every knob of the embedder service, validated at start-up."""
 
     model_config = SettingsConfigDict(env_prefix="IMGSEARCH_EMBEDDER_", protected_namespaces=())

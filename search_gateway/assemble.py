@@ -7,6 +7,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import grpc
+
+from imgsearch.serving.auth import bearer
+from imgsearch.serving.security import channel_credentials
 from search_gateway.core import CoreLimits, GatewayCore
 from search_gateway.model_clients.base import Captioner, Embedder
 from search_gateway.settings import GatewaySettings
@@ -15,11 +19,20 @@ from search_gateway.store.base import VectorStore
 log = logging.getLogger(__name__)
 
 
+def _model_credentials(s: GatewaySettings) -> grpc.ChannelCredentials | None:
+    return channel_credentials(s.models_tls_ca_file, s.models_tls_cert_file, s.models_tls_key_file)
+
+
 def build_embedder(s: GatewaySettings) -> Embedder:
     if s.embedder_address:
         from search_gateway.model_clients.remote import RemoteEmbedder
 
-        return RemoteEmbedder(s.embedder_address, timeout_s=s.embedder_timeout_s)
+        return RemoteEmbedder(
+            s.embedder_address,
+            timeout_s=s.embedder_timeout_s,
+            credentials=_model_credentials(s),
+            metadata=bearer(s.models_api_key),
+        )
     from embedder_service.model import ClipEmbedder
     from search_gateway.model_clients.local import LocalEmbedder
 
@@ -37,7 +50,12 @@ def build_captioner(s: GatewaySettings) -> Captioner:
     if s.captioner_address:
         from search_gateway.model_clients.remote import RemoteCaptioner
 
-        return RemoteCaptioner(s.captioner_address, timeout_s=s.captioner_timeout_s)
+        return RemoteCaptioner(
+            s.captioner_address,
+            timeout_s=s.captioner_timeout_s,
+            credentials=_model_credentials(s),
+            metadata=bearer(s.models_api_key),
+        )
     from caption_service.model import BlipCaptioner
     from search_gateway.model_clients.local import LocalCaptioner
 

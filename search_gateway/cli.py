@@ -73,9 +73,15 @@ async def open_api(
     args: argparse.Namespace, read_roots: Sequence[Path] = (), captions: bool = False
 ) -> GatewayAPI:
     if args.gateway:
+        from imgsearch.serving.auth import bearer
+        from imgsearch.serving.security import channel_credentials
         from search_gateway.remote_api import RemoteGateway
 
-        return RemoteGateway(args.gateway)
+        key = args.api_key or os.environ.get("IMGSEARCH_GATEWAY_API_KEY")
+        ca = args.tls_ca or os.environ.get("IMGSEARCH_GATEWAY_TLS_CA")
+        return RemoteGateway(
+            args.gateway, credentials=channel_credentials(ca), metadata=bearer(key)
+        )
     from search_gateway.assemble import build_core
 
     settings = settings_from(args)
@@ -352,6 +358,14 @@ def _connection_options(p: argparse.ArgumentParser, suppress: bool) -> None:
         metavar="HOST:PORT",
         default=default,
         help="use a running gateway instead of the embedded engine",
+    )
+    g.add_argument(
+        "--api-key", default=default, help="key for the gateway [IMGSEARCH_GATEWAY_API_KEY]"
+    )
+    g.add_argument(
+        "--tls-ca",
+        default=default,
+        help="CA (PEM) to trust for a TLS gateway [IMGSEARCH_GATEWAY_TLS_CA]",
     )
     g.add_argument("--data-dir", default=default, help="embedded index folder [IMGSEARCH_DATA_DIR]")
     g.add_argument("--collection", default=default, help="collection name [IMGSEARCH_COLLECTION]")

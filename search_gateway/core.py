@@ -109,6 +109,7 @@ class GatewayCore:
         self._store_pool = ThreadPoolExecutor(store_threads, thread_name_prefix="store")
         self._spec: d.CollectionSpec | None = None
         self._mismatch: str | None = None
+        self._open_lock = asyncio.Lock()
         self.ingest_pipeline = IngestPipeline(
             embedder,
             captioner,
@@ -124,17 +125,27 @@ class GatewayCore:
         """Creates or checks the collection for the embedder's model.
 
         A collection built by another model does not stop the gateway: every
-        call then answers FAILED_PRECONDITION naming both models.
+        call then answers FAILED_PRECONDITION naming both models. An embedder
+        or Qdrant that is down at start-up is retried on the next call.
         """
-        ident = await self.embedder.identity()
-        spec = d.CollectionSpec(ident.model, ident.pretrained, ident.dimension)
         try:
-            await self.store_call("open", spec)
-        except FailedPrecondition as exc:
-            self._mismatch = str(exc)
-            log.error("%s", exc)
-            return
-        self._spec = spec
+            await self._open()
+        except Unavailable as exc:
+            log.warning("not ready yet, will retry on first use: %s", exc)
+
+    async def _open(self) -> None:
+        async with self._open_lock:
+            if self._spec is not None or self._mismatch is not None:
+                return
+            ident = await self.embedder.identity()
+            spec = d.CollectionSpec(ident.model, ident.pretrained, ident.dimension)
+            try:
+                await self.store_call("open", spec)
+            except FailedPrecondition as exc:
+                self._mismatch = str(exc)
+                log.error("%s", exc)
+                return
+            self._spec = spec
 
     async def close(self) -> None:
         await self.embedder.close()
@@ -147,11 +158,12 @@ class GatewayCore:
     def model_name(self) -> str:
         return self._spec.model if self._spec else ""
 
-    def _ready(self) -> d.CollectionSpec:
+    async def _ready(self) -> d.CollectionSpec:
+        if self._spec is None and self._mismatch is None:
+            await self._open()  # raises Unavailable while a dependency is down
         if self._mismatch is not None:
             raise FailedPrecondition(self._mismatch)
-        if self._spec is None:
-            raise Unavailable("gateway is starting; retry shortly")
+        assert self._spec is not None
         return self._spec
 
     async def store_call(self, method: str, *args: Any) -> Any:
@@ -173,10 +185,15 @@ class GatewayCore:
 
     # -- ingest ---------------------------------------------------------------
     async def ingest(
-        self, items: AsyncIterator[IngestItem], timeout: Callable[[], float | None] = lambda: None
+        self,
+        items: AsyncIterator[IngestItem],
+        timeout: Callable[[], float | None] = lambda: None,
+        tenant: str | None = None,
     ) -> AsyncIterator[IngestOutcome]:
-        self._ready()
-        async for outcome in self.ingest_pipeline.run(items, timeout):
+        """Outcomes per image, in order. `tenant` (from the caller's API key)
+        is stamped on every point and scopes ids and duplicate checks."""
+        await self._ready()
+        async for outcome in self.ingest_pipeline.run(items, timeout, tenant):
             yield outcome
 
     # -- search ---------------------------------------------------------------
@@ -208,30 +225,34 @@ class GatewayCore:
             except d.InvalidFilter as exc:
                 raise InvalidInput(str(exc)) from exc
 
-    async def search(self, q: SearchQuery, timeout: float | None = None) -> list[Hit]:
-        self._ready()
+    async def search(
+        self, q: SearchQuery, timeout: float | None = None, tenant: str | None = None
+    ) -> list[Hit]:
+        """Hits for a text, image or point; with a tenant, only its points."""
+        await self._ready()
         self._check_query(q)
+        flt = d.scoped(q.filter, tenant)
         exclude: tuple[str, ...] = ()
         if q.mode == "caption":
             assert q.text is not None
-            points = await self.store_call(
-                "search_caption", q.text, q.k, q.offset, q.filter, exclude
-            )
+            points = await self.store_call("search_caption", q.text, q.k, q.offset, flt, exclude)
             return self._hits(points, q.score_threshold)
-        vector = await self._query_vector(q, timeout)
+        vector = await self._query_vector(q, timeout, tenant)
         if q.point_id is not None:
             exclude = (d.normalize_point_id(q.point_id),)
         if q.mode == "hybrid":
             points = await self.store_call(
-                "search_hybrid", vector, q.text, q.k, q.offset, q.filter, exclude
+                "search_hybrid", vector, q.text, q.k, q.offset, flt, exclude
             )
             return self._hits(points, None)
         points = await self.store_call(
-            "search", vector, q.k, q.offset, q.score_threshold, q.filter, exclude
+            "search", vector, q.k, q.offset, q.score_threshold, flt, exclude
         )
         return self._hits(points, None)
 
-    async def _query_vector(self, q: SearchQuery, timeout: float | None) -> np.ndarray:
+    async def _query_vector(
+        self, q: SearchQuery, timeout: float | None, tenant: str | None
+    ) -> np.ndarray:
         if q.text is not None:
             return (await self.embedder.embed_texts([q.text], timeout))[0]
         if q.image is not None:
@@ -247,8 +268,8 @@ class GatewayCore:
         except d.InvalidPointId as exc:
             raise InvalidInput(str(exc)) from exc
         points = await self.store_call("get", [point_id], True)
-        if not points or points[0].vector is None:
-            raise NotFound(f"no point with id {q.point_id}")
+        if not points or points[0].vector is None or not _owned(points[0], tenant):
+            raise NotFound(f"no point with id {q.point_id}")  # same answer for foreign ids
         return points[0].vector
 
     @staticmethod
@@ -273,33 +294,46 @@ class GatewayCore:
                 raise InvalidInput(f"ids[{i}]: {exc}") from exc
         return out
 
-    async def get(self, ids: Sequence[str]) -> tuple[list[Hit], list[str]]:
-        self._ready()
+    async def get(
+        self, ids: Sequence[str], tenant: str | None = None
+    ) -> tuple[list[Hit], list[str]]:
+        """Points by id; unknown ids (and other tenants' ids) are `missing`."""
+        await self._ready()
         wanted = self._check_ids(ids)
-        points = await self.store_call("get", wanted)
+        points = [p for p in await self.store_call("get", wanted) if _owned(p, tenant)]
         found = {p.id for p in points}
         hits = [Hit.from_point(p.id, 1.0, p.payload) for p in points]
         missing = [raw for raw, norm in zip(ids, wanted, strict=True) if norm not in found]
         return hits, missing
 
-    async def delete(self, ids: Sequence[str] = (), filter: d.Filter | None = None) -> int:
-        self._ready()
+    async def delete(
+        self, ids: Sequence[str] = (), filter: d.Filter | None = None, tenant: str | None = None
+    ) -> int:
+        """Deletes by ids or by filter; with a tenant, only its own points."""
+        await self._ready()
         if bool(ids) == (filter is not None and not filter.is_empty):
             raise InvalidInput("delete needs either ids or a filter (exactly one)")
         if ids:
-            return int(await self.store_call("delete_ids", self._check_ids(ids)))
+            wanted = self._check_ids(ids)
+            if tenant is not None:
+                owned = await self.store_call("get", wanted)
+                wanted = [p.id for p in owned if _owned(p, tenant)]
+            return int(await self.store_call("delete_ids", wanted))
         assert filter is not None
         try:
             filter.validate()
         except d.InvalidFilter as exc:
             raise InvalidInput(str(exc)) from exc
-        return int(await self.store_call("delete_filter", filter))
+        return int(await self.store_call("delete_filter", d.scoped(filter, tenant)))
 
-    async def stats(self) -> Stats:
-        spec = self._ready()
-        count = await self.store_call("count", None)
-        pending = await self.store_call("count", d.Filter(must=(d.Match(d.CAPTION_PENDING, True),)))
-        captioned = await self.store_call("count", d.Filter(must=(d.Match(d.CAPTIONED, True),)))
+    async def stats(self, tenant: str | None = None) -> Stats:
+        """Counts (of the tenant's points only, with a tenant)."""
+        spec = await self._ready()
+        pending_only = d.Filter(must=(d.Match(d.CAPTION_PENDING, True),))
+        captioned_only = d.Filter(must=(d.Match(d.CAPTIONED, True),))
+        count = await self.store_call("count", d.scoped(None, tenant))
+        pending = await self.store_call("count", d.scoped(pending_only, tenant))
+        captioned = await self.store_call("count", d.scoped(captioned_only, tenant))
         return Stats(
             count=int(count),
             model=spec.model,
@@ -310,3 +344,7 @@ class GatewayCore:
             collection=self.store.collection,
             store=self.store.location,
         )
+
+
+def _owned(point: d.StoredPoint, tenant: str | None) -> bool:
+    return tenant is None or point.payload.get(d.TENANT) == tenant

@@ -149,6 +149,24 @@ def point_id_for(sha256_hex: str) -> str:
     return str(uuid.uuid5(POINT_ID_NAMESPACE, digest))
 
 
+def tenant_point_id(sha256_hex: str, tenant: str | None) -> str:
+    """Point id within a tenant: the same image of two tenants is two points,
+    so one tenant's ingest can never reveal or touch another's."""
+    if tenant is None:
+        return point_id_for(sha256_hex)
+    return str(uuid.uuid5(POINT_ID_NAMESPACE, f"{tenant}/{point_id_for(sha256_hex)}"))
+
+
+def scoped(flt: Filter | None, tenant: str | None) -> Filter | None:
+    """`flt` restricted to one tenant's points (unchanged when tenancy is off)."""
+    if tenant is None:
+        return flt
+    own = Match(TENANT, tenant)
+    if flt is None or flt.is_empty:
+        return Filter(must=(own,))
+    return Filter(must=(own, flt))
+
+
 def normalize_point_id(point_id: str) -> str:
     """Canonical lowercase hyphenated form of a point id, or InvalidPointId."""
     try:

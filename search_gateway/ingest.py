@@ -94,6 +94,7 @@ class _Work:
     duplicate_of: str = ""
     extra_paths: list[str] = field(default_factory=list)
     copy_of: _Work | None = None  # an earlier item of this batch with the same bytes
+    tenant: str | None = None  # the caller's tenant (None: tenancy off)
 
     def fail(self, exc: BaseException | str, code: str = "INVALID_ARGUMENT") -> None:
         if isinstance(exc, ImgsearchError):
@@ -167,7 +168,10 @@ class IngestPipeline:
         self.extra_payload = extra_payload
 
     async def run(
-        self, items: AsyncIterator[IngestItem], timeout: Callable[[], float | None] = lambda: None
+        self,
+        items: AsyncIterator[IngestItem],
+        timeout: Callable[[], float | None] = lambda: None,
+        tenant: str | None = None,
     ) -> AsyncIterator[IngestOutcome]:
         """Outcomes in stream order. Reads ahead at most two batches, so a
         stream of any length is never held in memory."""
@@ -189,7 +193,7 @@ class IngestPipeline:
                 first = await queue.get()
                 if first is None:
                     break
-                batch.append(_Work(index, first))
+                batch.append(_Work(index, first, tenant=tenant))
                 index += 1
                 # Take what is already waiting (and what arrives within a few
                 # ms) without stalling an interactive client on a full batch.
@@ -201,7 +205,7 @@ class IngestPipeline:
                     if nxt is None:
                         done = True
                         break
-                    batch.append(_Work(index, nxt))
+                    batch.append(_Work(index, nxt, tenant=tenant))
                     index += 1
                 for outcome in await self.process(batch, timeout()):
                     yield outcome
@@ -240,10 +244,12 @@ class IngestPipeline:
             else:
                 raise InvalidInput("no image: neither bytes nor a path given")
             validate_metadata(item.metadata)
+            if w.tenant is not None and d.TENANT in item.metadata:
+                raise InvalidInput("metadata key 'tenant' is set by the gateway from your API key")
             if not (0.0 <= item.near_duplicate_threshold <= 1.0):
                 raise InvalidInput("near_duplicate_threshold must be within [0, 1]")
             w.sha256 = hashlib.sha256(w.data).hexdigest()
-            w.id = d.point_id_for(w.sha256)
+            w.id = d.tenant_point_id(w.sha256, w.tenant)
             w.uri = w.uri or f"sha256:{w.sha256}"
             w.header = read_header(w.data, self.max_image_pixels)
         except ImgsearchError as exc:
@@ -345,7 +351,9 @@ class IngestPipeline:
                     if score > best:
                         best_id, best = earlier.id, score
                 try:
-                    hits = await self.store_call("search", w.vector, 1, 0, threshold)
+                    hits = await self.store_call(
+                        "search", w.vector, 1, 0, threshold, d.scoped(None, w.tenant)
+                    )
                 except ImgsearchError as exc:
                     w.fail(exc)
                     continue
@@ -433,4 +441,6 @@ class IngestPipeline:
         payload[d.CAPTIONED] = w.caption is not None
         if w.duplicate_of:
             payload[d.DUPLICATE_OF] = w.duplicate_of
+        if w.tenant is not None:
+            payload[d.TENANT] = w.tenant
         return payload

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from grpc import aio
 
 from imgsearch.errors import InvalidInput
+from imgsearch.serving.auth import current_tenant
 from imgsearch.v1 import gateway_pb2, gateway_pb2_grpc
 from search_gateway import convert
 from search_gateway.core import GatewayCore, Hit, SearchQuery
@@ -100,13 +101,15 @@ class GatewayServicer(gateway_pb2_grpc.SearchGatewayServicer):
             async for req in request_iterator:
                 yield item_from_proto(req)
 
-        async for outcome in self.core.ingest(items(), context.time_remaining):
+        async for outcome in self.core.ingest(items(), context.time_remaining, current_tenant()):
             yield outcome_to_proto(outcome)
 
     async def Search(
         self, request: gateway_pb2.SearchRequest, context: aio.ServicerContext
     ) -> gateway_pb2.SearchResponse:
-        hits = await self.core.search(query_from_proto(request), context.time_remaining())
+        hits = await self.core.search(
+            query_from_proto(request), context.time_remaining(), current_tenant()
+        )
         return gateway_pb2.SearchResponse(
             hits=[hit_to_proto(h) for h in hits], model=self.core.model_name
         )
@@ -114,7 +117,7 @@ class GatewayServicer(gateway_pb2_grpc.SearchGatewayServicer):
     async def Get(
         self, request: gateway_pb2.GetRequest, context: aio.ServicerContext
     ) -> gateway_pb2.GetResponse:
-        hits, missing = await self.core.get(list(request.ids))
+        hits, missing = await self.core.get(list(request.ids), current_tenant())
         return gateway_pb2.GetResponse(points=[hit_to_proto(h) for h in hits], missing=missing)
 
     async def Delete(
@@ -124,13 +127,13 @@ class GatewayServicer(gateway_pb2_grpc.SearchGatewayServicer):
             flt = convert.filter_from_proto(request.filter) if request.HasField("filter") else None
         except ValueError as exc:
             raise InvalidInput(str(exc)) from exc
-        deleted = await self.core.delete(list(request.ids), flt)
+        deleted = await self.core.delete(list(request.ids), flt, current_tenant())
         return gateway_pb2.DeleteResponse(deleted=deleted)
 
     async def Stats(
         self, request: gateway_pb2.StatsRequest, context: aio.ServicerContext
     ) -> gateway_pb2.StatsResponse:
-        s = await self.core.stats()
+        s = await self.core.stats(current_tenant())
         return gateway_pb2.StatsResponse(
             count=s.count,
             model=s.model,

@@ -14,6 +14,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imgsearch.images import DEFAULT_MAX_PIXELS
+from imgsearch.serving.security import ServerSecurity
 
 DEFAULT_PORT = 50050
 DEFAULT_METRICS_PORT = 9466
@@ -24,7 +25,7 @@ def default_data_dir() -> str:
     return str(Path(base) / "imgsearch")
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(BaseSettings, ServerSecurity):
     model_config = SettingsConfigDict(env_prefix="IMGSEARCH_", protected_namespaces=())
 
     data_dir: str = Field(default_factory=default_data_dir, description="embedded Qdrant folder")
@@ -56,6 +57,11 @@ class GatewaySettings(BaseSettings):
     embedder_timeout_s: float = Field(60.0, gt=0)
     captioner_timeout_s: float = Field(300.0, gt=0)
     grace_s: float = Field(20.0, ge=0)
+    # How the gateway calls the model services (their api_key / TLS settings).
+    models_api_key: str | None = Field(None, description="key sent to embedder and captioner")
+    models_tls_ca_file: str | None = Field(None, description="CA (PEM) to trust for model services")
+    models_tls_cert_file: str | None = Field(None, description="client certificate for mTLS")
+    models_tls_key_file: str | None = Field(None, description="client key for mTLS")
 
     def roots(self) -> list[Path]:
         return [Path(p) for p in self.read_roots.split(os.pathsep) if p]

@@ -63,7 +63,15 @@ class Suite:
 
 
 @contextlib.asynccontextmanager
-async def suite(models: Models, data_dir: Path, **extra: Any) -> AsyncIterator[Suite]:
+async def suite(
+    models: Models,
+    data_dir: Path,
+    model_extra: dict[str, Any] | None = None,
+    client_metadata: tuple[tuple[str, str], ...] = (),
+    **extra: Any,
+) -> AsyncIterator[Suite]:
+    """The three services on loopback; `model_extra` goes to both model
+    services' settings, `extra` to the gateway's."""
     from caption_service.server import start_caption_server
     from caption_service.settings import CaptionerSettings
     from embedder_service.server import start_embedder_server
@@ -71,7 +79,7 @@ async def suite(models: Models, data_dir: Path, **extra: Any) -> AsyncIterator[S
     from search_gateway.remote_api import RemoteGateway
     from search_gateway.server import start_gateway_server
 
-    loopback = {"host": "127.0.0.1", "port": 0, "metrics_port": -1}
+    loopback = {"host": "127.0.0.1", "port": 0, "metrics_port": -1, **(model_extra or {})}
     emb = await start_embedder_server(
         EmbedderSettings(
             model=str(models.clip_config), pretrained=str(models.clip_checkpoint), **loopback
@@ -88,7 +96,7 @@ async def suite(models: Models, data_dir: Path, **extra: Any) -> AsyncIterator[S
         **extra,
     )
     gw = await start_gateway_server(settings)
-    client = RemoteGateway(f"127.0.0.1:{gw.port}")
+    client = RemoteGateway(f"127.0.0.1:{gw.port}", metadata=client_metadata)
     try:
         yield Suite(client, emb, cap, gw)
     finally:

@@ -1,9 +1,15 @@
-"""One place that turns exceptions into gRPC statuses and records metrics.
+"""The one server interceptor: parse, authenticate, map errors, count.
 
-Domain errors (imgsearch.errors) carry a client-safe message and map to their
-status code. Anything else is a bug or a fault: it is logged with its
-traceback and the client gets INTERNAL with a generic message, never the
-exception text.
+For every RPC except health and reflection it
+* parses the request itself, so a message that is not valid protobuf (bad
+  wire data, invalid UTF-8 in a string) is INVALID_ARGUMENT with a reason,
+  not gRPC's generic INTERNAL;
+* checks the API key when authentication is on, and exposes the caller's
+  tenant to the handler (imgsearch.serving.auth.current_tenant);
+* turns exceptions into statuses: domain errors (imgsearch.errors) carry a
+  client-safe message and their code; anything else is logged with its
+  traceback and the client gets INTERNAL with a generic message;
+* counts requests by method and status code, and their latency.
 """
 
 from __future__ import annotations
@@ -14,12 +20,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 
-from imgsearch.errors import ImgsearchError
+from imgsearch.errors import ImgsearchError, InvalidInput
+from imgsearch.serving.auth import OPEN_METHODS, ApiKeys, set_tenant
 from imgsearch.serving.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
+
+Parse = Callable[[bytes], Any]
 
 
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
@@ -29,11 +39,29 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, "internal error (see server log)"
 
 
-class ErrorAndMetricsInterceptor(aio.ServerInterceptor):
-    """Maps exceptions to statuses; counts requests by method and code."""
+def _parser(deserializer: Parse | None, method: str) -> Parse:
+    def parse(raw: bytes) -> Any:
+        if deserializer is None:
+            return raw
+        try:
+            return deserializer(raw)
+        except (DecodeError, ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"{method}: request is not a valid message ({exc})") from None
 
-    def __init__(self, metrics: ServiceMetrics | None = None) -> None:
+    return parse
+
+
+async def _parsed_stream(raw: AsyncIterator[bytes], parse: Parse) -> AsyncIterator[Any]:
+    async for item in raw:
+        yield parse(item)
+
+
+class ServiceInterceptor(aio.ServerInterceptor):
+    def __init__(
+        self, metrics: ServiceMetrics | None = None, api_keys: ApiKeys | None = None
+    ) -> None:
         self._metrics = metrics
+        self._api_keys = api_keys
 
     async def intercept_service(
         self,
@@ -44,40 +72,40 @@ class ErrorAndMetricsInterceptor(aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method.rsplit("/", 1)[-1]
-        if method in ("Check", "Watch", "ServerReflectionInfo"):
-            return handler  # health and reflection need no wrapping
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.stream_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.stream_stream),
-                request_deserializer=handler.request_deserializer,
+        if method in OPEN_METHODS:
+            return handler
+        parse = _parser(handler.request_deserializer, method)
+        kinds = (
+            ("unary_unary", grpc.unary_unary_rpc_method_handler, False, False),
+            ("unary_stream", grpc.unary_stream_rpc_method_handler, False, True),
+            ("stream_unary", grpc.stream_unary_rpc_method_handler, True, False),
+            ("stream_stream", grpc.stream_stream_rpc_method_handler, True, True),
+        )
+        for attr, make, stream_in, stream_out in kinds:
+            behaviour = getattr(handler, attr)
+            if behaviour is None:
+                continue
+            wrap = self._wrap_stream if stream_out else self._wrap_unary
+            return make(
+                wrap(method, behaviour, parse, stream_in),
+                request_deserializer=None,  # parsed in the wrapper, see _parser
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    def _wrap_unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def _begin(self, request: Any, parse: Parse, stream_in: bool, context: Any) -> Any:
+        if self._api_keys is not None:
+            set_tenant(self._api_keys.authenticate(context.invocation_metadata()))
+        return _parsed_stream(request, parse) if stream_in else parse(request)
+
+    def _wrap_unary(
+        self, method: str, behaviour: Callable[..., Any], parse: Parse, stream_in: bool
+    ) -> Callable[..., Any]:
         async def wrapper(request: Any, context: aio.ServicerContext) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                return await behaviour(request, context)
+                return await behaviour(self._begin(request, parse, stream_in, context), context)
             except Exception as exc:
                 code = self._status_for(exc, context)
                 await self._abort(method, exc, context)
@@ -86,12 +114,15 @@ class ErrorAndMetricsInterceptor(aio.ServerInterceptor):
 
         return wrapper
 
-    def _wrap_stream(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def _wrap_stream(
+        self, method: str, behaviour: Callable[..., Any], parse: Parse, stream_in: bool
+    ) -> Callable[..., Any]:
         async def wrapper(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                async for response in behaviour(request, context):
+                parsed = self._begin(request, parse, stream_in, context)
+                async for response in behaviour(parsed, context):
                     yield response
             except Exception as exc:
                 code = self._status_for(exc, context)

@@ -23,7 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from imgsearch.serving.interceptor import ErrorAndMetricsInterceptor
+from imgsearch.serving.auth import ApiKeys
+from imgsearch.serving.interceptor import ServiceInterceptor
 from imgsearch.serving.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ async def create_server(
     max_message_bytes: int,
     metrics: ServiceMetrics | None = None,
     credentials: grpc.ServerCredentials | None = None,
-    interceptors: Sequence[aio.ServerInterceptor] = (),
+    api_keys: ApiKeys | None = None,
 ) -> RunningServer:
     """Builds and starts a server; health starts NOT_SERVING.
 
@@ -87,11 +88,10 @@ async def create_server(
             refused by gRPC itself with RESOURCE_EXHAUSTED.
         metrics: where request counts and latencies go.
         credentials: TLS credentials; None serves plaintext.
-        interceptors: extra interceptors run before the error interceptor
-            (authentication).
+        api_keys: when set, every RPC but health and reflection needs a key.
     """
     server = aio.server(
-        interceptors=[*interceptors, ErrorAndMetricsInterceptor(metrics)],
+        interceptors=[ServiceInterceptor(metrics, api_keys)],
         options=server_options(max_message_bytes),
     )
     health = HealthServicer()
