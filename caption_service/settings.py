@@ -5,11 +5,10 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from imgsearch.serving.security import ServerSecurity
-
 from caption_service.model import DEFAULT_MAX_NEW_TOKENS, MAX_BEAMS, MAX_NEW_TOKENS_LIMIT
 from caption_service.model_spec import DEFAULT_MODEL
 from imgsearch.images import DEFAULT_MAX_PIXELS
+from imgsearch.serving.security import ServerSecurity
 
 DEFAULT_PORT = 50052
 DEFAULT_METRICS_PORT = 9465

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from imgsearch.serving.security import ServerSecurity
-
 from imgsearch.images import DEFAULT_MAX_PIXELS
+from imgsearch.serving.security import ServerSecurity
 
 DEFAULT_PORT = 50051
 DEFAULT_METRICS_PORT = 9464
