@@ -91,6 +91,8 @@ async def build_core(
         ),
         read_roots=list(read_roots) if read_roots is not None else s.roots(),
         captions_required=s.captions_required,
+        caption_mode=s.caption_mode,
+        spool_dir=Path(s.data_dir).expanduser() / "caption_spool" / s.collection,
         store_threads=4 if s.qdrant_url else 1,
     )
     await core.open()

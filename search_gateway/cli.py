@@ -171,27 +171,75 @@ async def run_index(args: argparse.Namespace) -> int:
     progress = _progress(len(files), args.no_progress)
     started = time.perf_counter()
     try:
-        async for outcome in api.ingest(items()):
-            summary.counts[outcome.status] += 1
-            summary.caption_pending += outcome.caption_pending
-            if outcome.status is IngestStatus.FAILED:
-                where = outcome.uri or sent[outcome.index]
-                summary.failures.append((where, f"{outcome.reason} [{outcome.error_code}]"))
-            progress.update(1)
+        try:
+            async for outcome in api.ingest(items()):
+                summary.counts[outcome.status] += 1
+                summary.caption_pending += outcome.caption_pending
+                if outcome.status is IngestStatus.FAILED:
+                    where = outcome.uri or sent[outcome.index]
+                    summary.failures.append((where, f"{outcome.reason} [{outcome.error_code}]"))
+                progress.update(1)
+        finally:
+            progress.close()
+            summary.seconds = time.perf_counter() - started
+        _print_summary(summary, len(files))
+        if args.with_captions and not args.no_wait_captions:
+            await finish_captions(api, args.no_progress)
     finally:
-        progress.close()
-        summary.seconds = time.perf_counter() - started
         await api.close()
-    _print_summary(summary, len(files))
     return 0 if summary.counts[IngestStatus.FAILED] == 0 or args.allow_failures else 3
 
 
-def _progress(total: int, disabled: bool) -> Any:
+def _progress(total: int, disabled: bool, desc: str = "indexing") -> Any:
     from tqdm import tqdm
 
     return tqdm(
-        total=total, unit="img", desc="indexing", disable=disabled, file=sys.stderr, smoothing=0.1
+        total=total, unit="img", desc=desc, disable=disabled, file=sys.stderr, smoothing=0.1
     )
+
+
+async def finish_captions(api: GatewayAPI, no_progress: bool) -> None:
+    """Waits for deferred captions: runs the backfill in embedded mode, or
+    watches the gateway's own backfill through Stats."""
+    from search_gateway.core import GatewayCore
+
+    pending = (await api.stats()).caption_pending_count
+    if not pending:
+        return
+    bar = _progress(pending, no_progress, "captioning")
+    try:
+        if isinstance(api, GatewayCore):
+            report = await api.recaption(progress=bar.update)
+            left = pending - report.captioned
+        else:
+            left = await _watch_pending(api, bar, pending)
+    finally:
+        bar.close()
+    print(f"captioned {pending - left} images" + (f"; {left} still pending" if left else ""))
+    if left:
+        print("  run `imgsearch recaption` to retry them")
+
+
+async def _watch_pending(api: GatewayAPI, bar: Any, pending: int, patience_s: float = 300) -> int:
+    last_change = time.monotonic()
+    while pending and time.monotonic() - last_change < patience_s:
+        await asyncio.sleep(1.0)
+        now = (await api.stats()).caption_pending_count
+        if now < pending:
+            bar.update(pending - now)
+            last_change = time.monotonic()
+        pending = now
+    return pending
+
+
+async def run_recaption(args: argparse.Namespace) -> int:
+    # Embedded: the paths stored at indexing time are this machine's files.
+    api = await open_api(args, read_roots=[Path("/")], captions=True)
+    try:
+        await finish_captions(api, args.no_progress)
+    finally:
+        await api.close()
+    return 0
 
 
 def _print_summary(s: IndexSummary, total: int) -> None:
@@ -441,6 +489,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=None, help="images per model batch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-wait-captions",
+        action="store_true",
+        help="return once vectors are stored; captions fill in later",
+    )
     p.add_argument("--allow-failures", action="store_true", help="exit 0 even if some images fail")
     p.set_defaults(func=run_index)
 
@@ -465,6 +518,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", action="append", default=[], help="point id (repeatable)")
     p.add_argument("--filter", action="append", default=[], metavar="EXPR")
     p.set_defaults(func=run_delete)
+
+    p = command("recaption", "caption images still marked caption_pending")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_recaption)
 
     p = command("stats", "describe the index")
     p.add_argument("--json", action="store_true")

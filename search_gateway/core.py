@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from imgsearch.errors import (
 )
 from imgsearch.images import DEFAULT_MAX_PIXELS
 from search_gateway import domain as d
+from search_gateway.captions import BackfillReport, CaptionBackfill, CaptionSpool
 from search_gateway.ingest import IngestItem, IngestOutcome, IngestPipeline, PathPolicy
 from search_gateway.model_clients.base import Captioner, Embedder
 from search_gateway.store.base import VectorStore
@@ -100,6 +102,8 @@ class GatewayCore:
         read_roots: Sequence[Any] = (),
         captions_required: bool = False,
         store_threads: int = 1,
+        caption_mode: str = "inline",
+        spool_dir: Path | None = None,
     ) -> None:
         self.embedder = embedder
         self.captioner = captioner
@@ -118,7 +122,17 @@ class GatewayCore:
             batch_size=self.limits.ingest_batch_size,
             max_image_pixels=self.limits.max_image_pixels,
             captions_required=captions_required,
+            caption_mode=caption_mode,
+            spool=CaptionSpool(spool_dir) if spool_dir is not None else None,
         )
+        self.captions: CaptionBackfill | None = None
+        if captioner is not None:
+            self.captions = CaptionBackfill(
+                captioner,
+                self.store_call,
+                self.ingest_pipeline.spool,
+                read_path=self.ingest_pipeline.paths.read,
+            )
 
     # -- lifecycle ----------------------------------------------------------
     async def open(self) -> None:
@@ -279,6 +293,19 @@ class GatewayCore:
             for p in points
             if threshold is None or p.score >= threshold
         ]
+
+    # -- captions that fill in behind ---------------------------------------------
+    async def recaption(
+        self,
+        tenant: str | None = None,
+        progress: Callable[[int], None] | None = None,
+        limit: int | None = None,
+    ) -> BackfillReport:
+        """Captions points still marked caption_pending (see captions.py)."""
+        await self._ready()
+        if self.captions is None:
+            raise FailedPrecondition("no captioner configured")
+        return await self.captions.run(tenant, progress, limit)
 
     # -- get / delete / stats ---------------------------------------------------
     def _check_ids(self, ids: Sequence[str]) -> list[str]:

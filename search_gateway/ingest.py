@@ -35,6 +35,7 @@ import numpy as np
 from imgsearch.errors import ImgsearchError, InvalidInput, NotFound, PermissionDenied
 from imgsearch.images import DEFAULT_MAX_PIXELS, read_header
 from search_gateway import domain as d
+from search_gateway.captions import CaptionSpool
 from search_gateway.model_clients.base import Captioner, Embedder
 
 log = logging.getLogger(__name__)
@@ -156,8 +157,14 @@ class IngestPipeline:
         batch_size: int = 32,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
         captions_required: bool = False,
+        caption_mode: str = "inline",
+        spool: CaptionSpool | None = None,
         extra_payload: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        if caption_mode not in ("inline", "deferred"):
+            raise ValueError(f"caption_mode must be inline or deferred, not {caption_mode!r}")
+        self.caption_mode = caption_mode
+        self.spool = spool
         self.embedder = embedder
         self.captioner = captioner
         self.store_call = store_call
@@ -288,6 +295,11 @@ class IngestPipeline:
     async def _embed_and_caption(self, new: list[_Work], timeout: float | None) -> None:
         images = [w.data for w in new]
         to_caption = [w for w in new if w.item.with_captions]
+        if self.caption_mode == "deferred":
+            # Stored now, searchable by vector; CaptionBackfill captions later.
+            for w in to_caption:
+                w.caption_pending = True
+            to_caption = []
         embed = asyncio.ensure_future(self.embedder.embed_images(images, timeout))
         caption = None
         if to_caption and self.captioner is not None:
@@ -386,14 +398,8 @@ class IngestPipeline:
                 continue
             new_points.append(d.StoredPoint(w.id, self._payload(w, now), w.vector))
             pending.append(w)
-        if new_points:
-            try:
-                await self.store_call("upsert", new_points)
-            except ImgsearchError as exc:
-                for w in pending:
-                    w.fail(exc)
-                return
-        for w in pending:
+        stored = await self._upsert(new_points, pending)
+        for w in pending if stored else ():
             status = IngestStatus.DUPLICATE if w.duplicate_of else IngestStatus.ADDED
             w.outcome = IngestOutcome(
                 w.index, status, w.id, w.uri, w.duplicate_of, caption_pending=w.caption_pending
@@ -408,6 +414,23 @@ class IngestPipeline:
                 w.outcome = IngestOutcome(
                     w.index, IngestStatus.DUPLICATE, w.id, w.uri, duplicate_of=w.id
                 )
+
+    async def _upsert(self, points: list[d.StoredPoint], works: list[_Work]) -> bool:
+        """Spools bytes awaiting captions, then writes the points; False (and
+        every work failed) when the store refuses."""
+        if not points:
+            return True
+        try:
+            if self.spool is not None:
+                for w in works:
+                    if w.caption_pending:
+                        await asyncio.to_thread(self.spool.put, w.id, w.data)
+            await self.store_call("upsert", points)
+        except (ImgsearchError, OSError) as exc:
+            for w in works:
+                w.fail(exc if isinstance(exc, ImgsearchError) else f"spool: {exc}", "UNAVAILABLE")
+            return False
+        return True
 
     async def _add_path(self, point_id: str, uri: str) -> None:
         points = await self.store_call("get", [point_id])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -23,12 +24,15 @@ class GatewayServer:
     core: GatewayCore
     metrics: ServiceMetrics
     metrics_port: int | None
+    backfill: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
         return self.running.port
 
     async def stop(self, grace_s: float = 5.0) -> None:
+        if self.backfill is not None:
+            self.backfill.cancel()
         await drain(self.running, grace_s)
         await self.core.close()
 
@@ -59,4 +63,29 @@ async def start_gateway_server(
     )
     metrics_port = metrics.serve_http(settings.metrics_port, settings.host)
     await running.set_serving(True)
-    return GatewayServer(running, core, metrics, metrics_port)
+    server = GatewayServer(running, core, metrics, metrics_port)
+    if core.captions is not None:
+        server.backfill = asyncio.get_running_loop().create_task(
+            _caption_backfill_loop(core, settings.caption_backfill_interval_s)
+        )
+    return server
+
+
+async def _caption_backfill_loop(core: GatewayCore, interval_s: float) -> None:
+    """Fills in deferred captions in the background, at the captioner's pace."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            report = await core.recaption()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # keep the loop alive: a store hiccup must not end it
+            log.exception("caption backfill failed; retrying later")
+            continue
+        if report.captioned or report.stopped:
+            log.info(
+                "caption backfill: %d captioned, %d unavailable%s",
+                report.captioned,
+                len(report.failed),
+                f"; stopped: {report.stopped}" if report.stopped else "",
+            )

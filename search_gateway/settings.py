@@ -47,6 +47,14 @@ class GatewaySettings(BaseSettings, ServerSecurity):
     read_roots: str = Field(
         "", description="folders the gateway may read by path (os.pathsep-separated)"
     )
+    caption_mode: str = Field(
+        "deferred",
+        pattern="^(inline|deferred)$",
+        description="deferred: store vectors at once, caption behind; inline: caption first",
+    )
+    caption_backfill_interval_s: float = Field(
+        5.0, gt=0, description="how often the server looks for pending captions"
+    )
     captions_required: bool = Field(
         False, description="fail images whose caption cannot be made (else caption_pending)"
     )

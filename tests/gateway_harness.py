@@ -28,6 +28,7 @@ class Models:
 
 
 def gateway_settings(models: Models, data_dir: Path, **extra: Any) -> GatewaySettings:
+    extra.setdefault("caption_mode", "inline")  # tests of deferred captions ask for it
     return GatewaySettings(
         data_dir=str(data_dir),
         model=str(models.clip_config),
