@@ -26,6 +26,7 @@ RUN apt-get update \
     && ln -s /usr/bin/python3 /usr/local/bin/python
 
 # -- build: a virtual environment with torch and the service ----------------------
+# os-${DEVICE} names a stage above, which hadolint takes for an untagged image.
 # hadolint ignore=DL3006
 FROM os-${DEVICE} AS build
 ARG DEVICE
@@ -47,7 +48,7 @@ COPY pyproject.toml README.md ./
 COPY imgsearch ./imgsearch
 COPY offline_models ./offline_models
 COPY embedder_service ./embedder_service
-RUN pip install --no-cache-dir ".[embedder]"
+RUN pip install --no-cache-dir "./[embedder]"
 
 # -- runtime: the venv, a non-root user, nothing else -----------------------------
 # hadolint ignore=DL3006
@@ -76,7 +77,7 @@ ENTRYPOINT ["imgsearch-embedder"]
 FROM runtime AS baked
 ARG EMBEDDER_MODEL=ViT-B-32
 ARG EMBEDDER_PRETRAINED=laion2b_s34b_b79k
-USER root
+USER 0:0
 # Loads the model once with the service's own loader, so exactly the files it
 # needs land in the cache; outside /cache so a cache volume cannot hide them.
 ENV HF_HOME=/opt/imgsearch/hf TORCH_HOME=/opt/imgsearch/torch

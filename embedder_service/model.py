@@ -19,18 +19,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from embedder_service.backends import AUTO, Backend, create_backend
 from embedder_service.model_spec import resolve
 from imgsearch.errors import InvalidInput
 from imgsearch.images import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb
-from imgsearch.inference import InferenceModel, resolve_device, resolve_precision
+from imgsearch.inference import InferenceModel, resolve_device
 
 log = logging.getLogger(__name__)
 
 # Texts are cut to this many characters before tokenising: 77 tokens never
 # need more, and a 10 MB query must not cost seconds of tokeniser time.
 MAX_TEXT_CHARS = 2048
-
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -44,6 +43,7 @@ class EmbedderModelInfo:
     precision: str
     context_length: int
     image_size: int
+    runtime: str = "eager"  # the backend that runs (embedder_service.backends)
 
 
 @dataclass
@@ -64,6 +64,7 @@ class ClipEmbedder(InferenceModel):
         *,
         device: str = "auto",
         precision: str = "auto",
+        runtime: str = AUTO,
         cache_dir: str | None = None,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
@@ -72,6 +73,7 @@ class ClipEmbedder(InferenceModel):
         self.pretrained = pretrained
         self.requested_device = device
         self.requested_precision = precision
+        self.requested_runtime = runtime
         self.cache_dir = cache_dir
         self.max_image_pixels = max_image_pixels
         self._info: EmbedderModelInfo | None = None
@@ -84,40 +86,51 @@ class ClipEmbedder(InferenceModel):
         import open_clip
 
         device = resolve_device(self.requested_device)
-        precision = resolve_precision(self.requested_precision, device)
+        # Checked before the weights load, so a bad runtime fails fast.
+        backend = create_backend(self.requested_runtime, device, self.requested_precision)
         spec = resolve(self.model_name, self.pretrained)
         model, _, preprocess = open_clip.create_model_and_transforms(
             spec.name, pretrained=spec.pretrained, device=device, cache_dir=self.cache_dir
         )
         model.eval()
-        model.to(dtype=_DTYPES[precision])
         self._model = model
         self._preprocess = preprocess
         self._tokenizer = open_clip.get_tokenizer(spec.name, cache_dir=self.cache_dir)
         self._device = torch.device(device)
-        self._dtype = _DTYPES[precision]
         self._pad_id = _pad_token_id(self._tokenizer)
         context_length = int(getattr(self._tokenizer, "context_length", 77))
         image_size = _image_size(model)
         with torch.inference_mode():
             probe = self._tokenizer(["a"]).to(self._device)
             dimension = int(model.encode_text(probe).shape[-1])
+        backend.prepare(model)
+        self._backend: Backend = backend
+        self._dtype = backend.dtype
+        log.info("embedder runtime %s (%s) on %s", backend.runtime, backend.precision, device)
         self._info = EmbedderModelInfo(
             model=spec.display_model,
             pretrained=spec.display_pretrained,
             dimension=dimension,
             device=device,
-            precision=precision,
+            precision=backend.precision,
             context_length=context_length,
             image_size=image_size,
+            runtime=backend.runtime,
         )
 
     def warmup(self) -> None:
+        """Runs every graph serving needs; for compiled runtimes this is the
+        compile (minutes on a small CPU), done before health says SERVING."""
         self.load()
-        size = self.info.image_size
+        info = self.info
+        self._backend.warmup(self._device, info.image_size, info.context_length)
         with torch.inference_mode():
-            self.encode_image_batch([torch.zeros(3, size, size)])
             self.encode_text_batch([self.tokenize(["warm up"])[0][0]])
+
+    @property
+    def backend(self) -> Backend:
+        self.load()
+        return self._backend
 
     @property
     def info(self) -> EmbedderModelInfo:
@@ -155,14 +168,14 @@ class ClipEmbedder(InferenceModel):
     def encode_image_batch(self, pixels: Sequence[torch.Tensor]) -> np.ndarray:
         """(n, dim) float32, L2-normalised."""
         batch = torch.stack(list(pixels)).to(self._device, dtype=self._dtype, non_blocking=True)
-        features = self._model.encode_image(batch)
+        features = self._backend.encode_image(batch)
         return _normalised(features)
 
     @torch.inference_mode()
     def encode_text_batch(self, tokens: Sequence[torch.Tensor]) -> np.ndarray:
         """(n, dim) float32, L2-normalised."""
         batch = torch.stack(list(tokens)).to(self._device)
-        features = self._model.encode_text(batch)
+        features = self._backend.encode_text(batch)
         return _normalised(features)
 
     # -- in-process conveniences ------------------------------------------

@@ -48,6 +48,7 @@ def build_model(settings: EmbedderSettings) -> ClipEmbedder:
         settings.pretrained,
         device=settings.device,
         precision=settings.precision,
+        runtime=settings.runtime,
         cache_dir=settings.cache_dir,
         max_image_pixels=settings.max_image_pixels,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,6 +27,13 @@ class EmbedderSettings(BaseSettings, ServerSecurity):
     )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     precision: str = Field("auto", description="auto, float32, float16, bfloat16")
+    # The names of embedder_service.backends.RUNTIMES (a test keeps them equal;
+    # not imported here, so settings stay importable without torch).
+    runtime: Literal["auto", "eager", "bf16", "bf16-compile"] = Field(
+        "auto",
+        description="auto (bf16 on CPUs with native bf16, else eager), eager (float32 CPU, "
+        "float16 CUDA), bf16, bf16-compile (fastest on CPU; compiles for minutes at start)",
+    )
     cache_dir: str | None = Field(None, description="where downloaded weights are cached")
     host: str = "0.0.0.0"
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)

@@ -14,6 +14,7 @@ For every RPC except health and reflection it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -106,6 +107,9 @@ class ServiceInterceptor(aio.ServerInterceptor):
             code = grpc.StatusCode.OK
             try:
                 return await behaviour(self._begin(request, parse, stream_in, context), context)
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED  # the caller left or its deadline passed
+                raise
             except Exception as exc:
                 code = self._status_for(exc, context)
                 await self._abort(method, exc, context)
@@ -124,6 +128,9 @@ class ServiceInterceptor(aio.ServerInterceptor):
                 parsed = self._begin(request, parse, stream_in, context)
                 async for response in behaviour(parsed, context):
                     yield response
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
             except Exception as exc:
                 code = self._status_for(exc, context)
                 await self._abort(method, exc, context)

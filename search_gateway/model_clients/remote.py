@@ -75,6 +75,10 @@ def open_channel(
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.dns_min_time_between_resolutions_ms", 5_000),
+        # Reconnect quickly after a model pod restarts (gRPC's default backs
+        # off to two minutes, during which every call fails fast).
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", 5_000),
     ]
     target = channel_target(address)
     if credentials is None:

@@ -1,0 +1,206 @@
+"""Inference runtimes for ClipEmbedder: one model class, pluggable backends.
+
+A backend takes the loaded float32 open_clip model and prepares it for one
+runtime (casts the weights, compiles the towers); ClipEmbedder keeps the
+pre-/post-processing and calls `encode_image` / `encode_text` on it. The
+registry below is the single list of runtimes: the settings validate against
+it, "auto" picks from it, and the accuracy-gate test runs every runtime it
+offers on the machine, so a fast path that fails the gate fails the suite.
+
+Why these runtimes (measurements in docs/fast-paths.md):
+
+* ``eager``: the reference. float32 on CPU, float16 on CUDA (or the
+  ``precision`` setting when one is given).
+* ``bf16``: weights cast to bfloat16, eager. On CPUs with native bf16
+  (AVX512-BF16, AMX) matmuls run about 4x the float32 peak. The weights are
+  cast rather than autocast: open_clip under bf16 autocast takes a slow
+  attention path.
+* ``bf16-compile``: bf16 weights plus ``torch.compile(dynamic=True)`` with
+  inductor freezing (weights folded into the graph, oneDNN-packed) for the
+  image tower; the text tower runs bf16 eager. The
+  fastest path on this CPU class, but compiling ViT-B-32 takes minutes on a
+  small CPU, so it is opt-in; dynamic shapes make one compile cover every
+  batch size >= 2 (batch 1 is specialised and compiled separately, both in
+  warm-up, before health says SERVING).
+
+Not offered: float16 on CPU (no fast fp16 matmul on these CPUs: ~1 GFLOP/s)
+and ONNX Runtime int8 (no faster than bf16-compile here, a second export
+path, and int8 weights do not keep cosine >= 0.999 with float32).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+EAGER = "eager"
+BF16 = "bf16"
+BF16_COMPILE = "bf16-compile"
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX).
+
+    oneDNN also *emulates* bf16 on plain AVX-512, at float32 speed or worse, so
+    `torch.ops.mkldnn._is_mkldnn_bf16_supported()` is not the right test.
+    """
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        check = getattr(cpu, probe, None)
+        if check is not None and check():
+            return True
+    try:  # aarch64 (Graviton 3, Neoverse V1+) reports "bf16" in its feature flags
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = {w for line in f if line.lower().startswith(("flags", "features"))
+                     for w in line.split(":", 1)[1].split()}  # fmt: skip
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def _bf16_unavailable(device: str) -> str | None:
+    """Why bfloat16 is not a fast path on `device` (None when it is)."""
+    if device.startswith("cuda"):
+        return None if torch.cuda.is_bf16_supported() else "this GPU has no bfloat16"
+    if not cpu_has_native_bf16():
+        return "this CPU has no native bfloat16 (AVX512-BF16 / AMX); bf16 would be emulated"
+    return None
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """One entry of the registry: how to build the backend and where it is valid."""
+
+    name: str
+    description: str
+    build: Callable[[str, str], Backend]  # (device, precision setting) -> backend
+    unavailable: Callable[[str], str | None] = lambda _device: None
+
+
+class Backend:
+    """Runs the two towers of an open_clip model in one dtype, optionally compiled."""
+
+    def __init__(self, runtime: str, dtype: torch.dtype, compiled: bool = False) -> None:
+        self.runtime = runtime
+        self.dtype = dtype
+        self.compiled = compiled
+        self.compile_s = 0.0
+        self._image: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._text: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def precision(self) -> str:
+        """The dtype the matmuls run in, as Info reports it."""
+        return _NAMES[self.dtype]
+
+    def prepare(self, model: torch.nn.Module) -> None:
+        """Casts (and wraps for compilation) a loaded eval-mode model, in place."""
+        model.to(dtype=self.dtype)
+        self._image, self._text = model.encode_image, model.encode_text
+        if self.compiled:
+            # dynamic=True: one graph for every batch size, and on CPU the
+            # dynamic-shape graph uses oneDNN matmuls (the static one stays on
+            # the slower MKL path). freezing folds the weights into the graph
+            # as constants, so inductor can pre-pack them for oneDNN; it only
+            # applies to calls without autograd (inference_mode here).
+            # Only the image tower: it carries ingest throughput, while text
+            # queries are single short strings and compiling the text tower
+            # too would double a start-up that already takes minutes.
+            self._image = torch.compile(self._image, dynamic=True, options={"freezing": True})
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        assert self._image is not None, "prepare() first"
+        return self._image(pixels)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        assert self._text is not None, "prepare() first"
+        return self._text(tokens)
+
+    @torch.inference_mode()
+    def warmup(self, device: torch.device, image_size: int, context_length: int) -> None:
+        """Runs each tower at batch 1 and 2, which compiles every graph that
+        serving needs (batch 1 is specialised; 2 covers all larger batches)."""
+        started = time.perf_counter()
+        for n in (1, 2):
+            pixels = torch.zeros(n, 3, image_size, image_size, device=device, dtype=self.dtype)
+            self.encode_image(pixels)
+            self.encode_text(torch.zeros(n, context_length, dtype=torch.long, device=device))
+        elapsed = time.perf_counter() - started
+        if self.compiled:
+            self.compile_s = elapsed
+        log.info("runtime %s (%s) warmed up in %.1f s", self.runtime, self.precision, elapsed)
+
+
+def _eager(device: str, precision: str) -> Backend:
+    if precision == AUTO:
+        precision = "float16" if device.startswith("cuda") else "float32"
+    if precision not in _DTYPES:
+        raise ValueError(f"precision must be auto, float32, float16 or bfloat16, not {precision!r}")
+    return Backend(EAGER, _DTYPES[precision])
+
+
+def _fixed_bf16(compiled: bool) -> Callable[[str, str], Backend]:
+    def build(device: str, precision: str) -> Backend:
+        if precision not in (AUTO, "bfloat16"):
+            runtime = BF16_COMPILE if compiled else BF16
+            raise ValueError(f"runtime {runtime!r} runs bfloat16; precision {precision!r} conflicts")
+        return Backend(BF16_COMPILE if compiled else BF16, torch.bfloat16, compiled=compiled)
+
+    return build
+
+
+RUNTIMES: dict[str, RuntimeSpec] = {
+    spec.name: spec
+    for spec in (
+        RuntimeSpec(EAGER, "reference: float32 on CPU, float16 on CUDA", _eager),
+        RuntimeSpec(BF16, "bfloat16 weights, eager", _fixed_bf16(False), _bf16_unavailable),
+        RuntimeSpec(
+            BF16_COMPILE,
+            "bfloat16 weights, torch.compile with freezing (minutes to compile)",
+            _fixed_bf16(True),
+            _bf16_unavailable,
+        ),
+    )
+}
+RUNTIME_CHOICES = (AUTO, *RUNTIMES)
+
+
+def offered_runtimes(device: str) -> list[str]:
+    """The runtimes valid on `device` ("cpu", "cuda", ...), reference first."""
+    return [name for name, spec in RUNTIMES.items() if spec.unavailable(device) is None]
+
+
+def choose_runtime(device: str, precision: str = AUTO) -> str:
+    """What "auto" means on `device`.
+
+    An explicit precision keeps the eager path in that dtype. Otherwise:
+    bfloat16 eager on CPUs with native bf16 (3-4x float32 with no start-up
+    cost; compiling is opt-in because it takes minutes on small CPUs),
+    float32 eager on other CPUs, float16 eager on CUDA.
+    """
+    if precision != AUTO or device.startswith("cuda"):
+        return EAGER
+    return BF16 if BF16 in offered_runtimes(device) else EAGER
+
+
+def create_backend(runtime: str, device: str, precision: str = AUTO) -> Backend:
+    """The backend for a runtime name from the registry (or "auto")."""
+    if runtime == AUTO:
+        runtime = choose_runtime(device, precision)
+    spec = RUNTIMES.get(runtime)
+    if spec is None:
+        raise ValueError(f"runtime must be one of {', '.join(RUNTIME_CHOICES)}, not {runtime!r}")
+    reason = spec.unavailable(device)
+    if reason is not None:
+        raise ValueError(f"runtime {runtime!r} is not offered on {device}: {reason}")
+    return spec.build(device, precision)
