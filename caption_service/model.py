@@ -111,6 +111,7 @@ class BlipCaptioner(InferenceModel):
         *,
         device: str = "auto",
         precision: str = "auto",
+        runtime: str = "eager",
         cache_dir: str | None = None,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
@@ -118,6 +119,7 @@ class BlipCaptioner(InferenceModel):
         self.model_name = model
         self.requested_device = device
         self.requested_precision = precision
+        self.requested_runtime = runtime
         self.cache_dir = cache_dir
         self.max_image_pixels = max_image_pixels
         self._info: CaptionerModelInfo | None = None
@@ -134,7 +136,9 @@ class BlipCaptioner(InferenceModel):
         from transformers import BlipForConditionalGeneration, BlipProcessor
 
         device = resolve_device(self.requested_device)
-        precision = resolve_precision(self.requested_precision, device)
+        precision = resolve_runtime_precision(
+            self.requested_runtime, self.requested_precision, device
+        )
         spec = resolve(self.model_name)
         common: dict[str, Any] = {"cache_dir": self.cache_dir, "local_files_only": spec.local}
         processor = BlipProcessor.from_pretrained(spec.source, **common)
@@ -150,6 +154,7 @@ class BlipCaptioner(InferenceModel):
         self._dtype = _DTYPES[precision]
         text_config = model.config.text_config
         self._bos_id = int(text_config.bos_token_id)
+        log.info("captioner runtime %s (%s) on %s", self.requested_runtime, precision, device)
         self._info = CaptionerModelInfo(
             model=spec.display,
             device=device,
@@ -271,6 +276,37 @@ class BlipCaptioner(InferenceModel):
             for (i, _), caption in zip(chunk, captions, strict=True):
                 result.captions[i] = caption
         return result
+
+
+CAPTION_RUNTIMES = ("auto", "eager", "bf16")
+
+
+def resolve_runtime_precision(runtime: str, precision: str, device: str) -> str:
+    """The dtype a captioner runtime runs in.
+
+    "eager" honours `precision` (auto: float16 on CUDA, float32 on CPU);
+    "bf16" casts the weights to bfloat16 (on CPUs with native bf16, BLIP-large
+    captions ~3.5x faster than float32); "auto" is bf16 where that is native
+    and no precision was pinned, else eager. No compiled path: generate()
+    re-enters the decoder with a growing cache, which compiles poorly.
+    """
+    from embedder_service.backends import cpu_has_native_bf16
+
+    if runtime not in CAPTION_RUNTIMES:
+        raise ValueError(f"runtime must be one of {', '.join(CAPTION_RUNTIMES)}, not {runtime!r}")
+    on_cuda = device.startswith("cuda")
+    if runtime == "auto":
+        runtime = (
+            "bf16" if precision == "auto" and not on_cuda and cpu_has_native_bf16() else "eager"
+        )
+    if runtime == "eager":
+        return resolve_precision(precision, device)
+    if precision not in ("auto", "bfloat16"):
+        raise ValueError(f"runtime 'bf16' runs bfloat16; precision {precision!r} conflicts")
+    native = torch.cuda.is_bf16_supported() if on_cuda else cpu_has_native_bf16()
+    if not native:
+        raise ValueError(f"runtime 'bf16' is not offered on {device}: no native bfloat16")
+    return "bfloat16"
 
 
 def _image_size(image_processor: Any, vision_config: Any) -> int:

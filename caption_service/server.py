@@ -45,6 +45,7 @@ def build_model(settings: CaptionerSettings) -> BlipCaptioner:
         settings.model,
         device=settings.device,
         precision=settings.precision,
+        runtime=settings.runtime,
         cache_dir=settings.cache_dir,
         max_image_pixels=settings.max_image_pixels,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,6 +27,13 @@ class CaptionerSettings(BaseSettings, ServerSecurity):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     precision: str = Field(
         "auto", description="auto (float16 on CUDA, float32 on CPU), float32, float16, bfloat16"
+    )
+    # Same names as caption_service.model.CAPTION_RUNTIMES. The default stays
+    # the float32 reference until captions have an accuracy gate (docs/fast-paths.md).
+    runtime: Literal["auto", "eager", "bf16"] = Field(
+        "eager",
+        description="eager (precision as set), bf16 (bfloat16 weights: ~3.5x on CPUs with "
+        "native bf16), auto (bf16 where native, else eager)",
     )
     cache_dir: str | None = Field(None, description="Hugging Face cache for downloaded models")
     host: str = "0.0.0.0"

@@ -153,7 +153,9 @@ def _fixed_bf16(compiled: bool) -> Callable[[str, str], Backend]:
     def build(device: str, precision: str) -> Backend:
         if precision not in (AUTO, "bfloat16"):
             runtime = BF16_COMPILE if compiled else BF16
-            raise ValueError(f"runtime {runtime!r} runs bfloat16; precision {precision!r} conflicts")
+            raise ValueError(
+                f"runtime {runtime!r} runs bfloat16; precision {precision!r} conflicts"
+            )
         return Backend(BF16_COMPILE if compiled else BF16, torch.bfloat16, compiled=compiled)
 
     return build

@@ -41,6 +41,7 @@ def build_embedder(s: GatewaySettings) -> Embedder:
         s.pretrained,
         device=s.device,
         precision=s.precision,
+        runtime=s.runtime,
         max_image_pixels=s.max_image_pixels,
     )
     return LocalEmbedder(model, batch_size=s.ingest_batch_size)
@@ -62,7 +63,12 @@ def build_captioner(s: GatewaySettings) -> Captioner:
     # Loaded lazily on the first caption request: indexing without captions
     # never pays for BLIP.
     return LocalCaptioner(
-        BlipCaptioner(s.caption_model, device=s.device, max_image_pixels=s.max_image_pixels)
+        BlipCaptioner(
+            s.caption_model,
+            device=s.device,
+            runtime=s.caption_runtime,
+            max_image_pixels=s.max_image_pixels,
+        )
     )
 
 
@@ -82,7 +88,7 @@ async def build_core(
     """A ready GatewayCore (collection opened or model mismatch recorded)."""
     core = GatewayCore(
         build_embedder(s),
-        build_captioner(s) if with_captioner else None,
+        build_captioner(s) if with_captioner and s.captions else None,
         build_store(s),
         limits=CoreLimits(
             max_k=s.max_k,

@@ -41,11 +41,18 @@ class GatewaySettings(BaseSettings, ServerSecurity):
     )
     device: str = Field("auto", description="auto, cpu, cuda (in-process models)")
     precision: str = Field("auto", description="auto, float32, float16, bfloat16")
+    runtime: str = Field(
+        "auto", description="in-process CLIP runtime: auto, eager, bf16, bf16-compile"
+    )
+    caption_runtime: str = Field("eager", description="in-process BLIP runtime: eager, bf16, auto")
     host: str = "0.0.0.0"
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=-1, le=65535, description="-1 disables")
     read_roots: str = Field(
         "", description="folders the gateway may read by path (os.pathsep-separated)"
+    )
+    captions: bool = Field(
+        True, description="false: no captioner (requested captions stay caption_pending)"
     )
     caption_mode: str = Field(
         "deferred",

@@ -269,3 +269,32 @@ async def test_gateway_killed_mid_stream_converges(models: Models, tmp_path: Pat
     finally:
         proc.send_signal(signal.SIGTERM)
         await proc.wait()
+
+
+async def test_round_robin_over_every_embedder_address(models: Models, tmp_path: Path) -> None:
+    """The gateway spreads calls over all resolved embedder addresses (what a
+    headless Service gives it), instead of pinning one HTTP/2 connection."""
+    second = await start_embedder_server(
+        EmbedderSettings(model=str(models.clip_config), pretrained=str(models.clip_checkpoint),
+                         host="127.0.0.1", port=0, metrics_port=-1)
+    )  # fmt: skip
+    await second.wait_ready()
+    try:
+        first = await start_embedder_server(
+            EmbedderSettings(model=str(models.clip_config), pretrained=str(models.clip_checkpoint),
+                             host="127.0.0.1", port=0, metrics_port=-1)
+        )  # fmt: skip
+        await first.wait_ready()
+        from search_gateway.model_clients.remote import RemoteEmbedder
+
+        both = RemoteEmbedder(f"ipv4:127.0.0.1:{first.port},127.0.0.1:{second.port}")
+        try:
+            for i in range(12):
+                await both.embed_texts([f"query {i}"])
+        finally:
+            await both.close()
+            await first.stop(0)
+        assert first.runtime.items_served > 0 and second.runtime.items_served > 0
+        assert first.runtime.items_served + second.runtime.items_served == 12
+    finally:
+        await second.stop(0)

@@ -15,20 +15,31 @@ TINY_CLIP_CONFIG = {
     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
 }
 
+# Deeper and wider than TINY_CLIP_CONFIG, still seconds to build and compile:
+# enough layers for reduced-precision rounding to accumulate, so the fast-path
+# accuracy gate measures something (ViT-B-32 has 12 layers of width 768).
+SMALL_CLIP_CONFIG = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "layers": 4, "width": 128, "patch_size": 16, "head_width": 32},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 4},
+}
 
-def build_tiny_clip(folder: Path, name: str = "tiny-clip-test", seed: int = 0) -> tuple[Path, Path]:
+
+def build_tiny_clip(
+    folder: Path, name: str = "tiny-clip-test", seed: int = 0, config: dict | None = None
+) -> tuple[Path, Path]:
     """Writes `<name>.json` and `<name>.pt` (random weights); returns both paths."""
     import open_clip
 
     folder.mkdir(parents=True, exist_ok=True)
-    config = folder / f"{name}.json"
-    config.write_text(json.dumps(TINY_CLIP_CONFIG))
-    open_clip.add_model_config(config)
+    config_path = folder / f"{name}.json"
+    config_path.write_text(json.dumps(config or TINY_CLIP_CONFIG))
+    open_clip.add_model_config(config_path)
     torch.manual_seed(seed)
     model = open_clip.create_model(name)
     checkpoint = folder / f"{name}.pt"
     torch.save(model.state_dict(), checkpoint)
-    return config, checkpoint
+    return config_path, checkpoint
 
 
 # Words the tiny BLIP can say; the special tokens come first, in BERT's order,

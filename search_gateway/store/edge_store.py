@@ -66,9 +66,12 @@ class EdgeTuning:
     full_scan_threshold_kb: int = 10_000
     # ef at query time: recall@10 >= 0.95 on clustered CLIP-like vectors at 1M.
     hnsw_ef: int = 128
-    # optimize() runs once this many points were written since the last run.
-    # Until then new points are searched exactly (a plain scan: ~1 ms per 10k).
+    # optimize() runs once max(optimize_after_points, optimize_growth * points
+    # already indexed) points were written since the last run: rebuilds stay
+    # rare as the shard grows. Until then new points are searched exactly (a
+    # plain scan, ~1 ms per 10k points).
     optimize_after_points: int = 20_000
+    optimize_growth: float = 0.2
     # Upper bound of one segment (KB); bounds what one optimize() rebuilds.
     max_segment_size_kb: int | None = None
 
@@ -86,6 +89,7 @@ class EdgeStore:
         self._lock_file: Any = None
         self._closed = False
         self._unoptimized = 0
+        self._optimize_threshold = self._tuning.optimize_after_points
         self._folder.mkdir(parents=True, exist_ok=True)
         self._take_folder_lock()
 
@@ -148,6 +152,7 @@ class EdgeStore:
             self._ensure_indexes()
             info = self._shard.info()
             self._unoptimized = max(0, info.points_count - info.indexed_vectors_count)
+            self._update_optimize_threshold(self._shard)
             self._spec = spec
             return spec
 
@@ -238,7 +243,7 @@ class EdgeStore:
         with self._lock:
             self._require_shard().update(qe.UpdateOperation.upsert_points(edge_points))
             self._unoptimized += len(edge_points)
-            if self._unoptimized >= self._tuning.optimize_after_points:
+            if self._unoptimized >= self._optimize_threshold:
                 self.optimize()
 
     def set_payload(self, point_id: str, fields: dict[str, Any]) -> None:
@@ -314,6 +319,12 @@ class EdgeStore:
             shard.optimize()
             shard.flush()
             self._unoptimized = 0
+            self._update_optimize_threshold(shard)
+
+    def _update_optimize_threshold(self, shard: qe.EdgeShard) -> None:
+        t = self._tuning
+        indexed = shard.info().points_count - self._unoptimized
+        self._optimize_threshold = max(t.optimize_after_points, int(t.optimize_growth * indexed))
 
     def flush(self) -> None:
         """Writes pending segment changes to disk (the WAL already holds them)."""
