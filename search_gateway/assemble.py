@@ -79,7 +79,29 @@ def build_store(s: GatewaySettings) -> VectorStore:
         return QdrantStore.server(s.qdrant_url, s.qdrant_api_key, s.collection)
     data = Path(s.data_dir).expanduser()
     data.mkdir(parents=True, exist_ok=True)
+    if embedded_engine(s, data) == "edge":
+        from search_gateway.store.edge_store import EdgeStore
+
+        return EdgeStore.open_dir(data / "edge", s.collection)
     return QdrantStore.embedded(data / "qdrant", s.collection)
+
+
+def embedded_engine(s: GatewaySettings, data: Path) -> str:
+    """Which engine runs the embedded store: "edge" or "qdrant-local".
+
+    auto picks Qdrant Edge (HNSW and payload indexes in-process), except for a
+    collection that exists only in qdrant-client local mode's folder: that
+    data stays where it is (switching engines means re-indexing).
+    """
+    if s.store_engine != "auto":
+        return s.store_engine
+    local_only = (data / "qdrant" / "collection" / s.collection).is_dir() and not (
+        data / "edge" / s.collection
+    ).is_dir()
+    if local_only:
+        log.info("collection %s exists in qdrant-client local mode: using it", s.collection)
+        return "qdrant-local"
+    return "edge"
 
 
 async def build_core(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,11 @@ class GatewaySettings(BaseSettings, ServerSecurity):
     collection: str = Field("images", description="Qdrant collection name")
     qdrant_url: str | None = Field(None, description="Qdrant server URL (else embedded on disk)")
     qdrant_api_key: str | None = Field(None, description="API key of the Qdrant server")
+    store_engine: Literal["auto", "edge", "qdrant-local"] = Field(
+        "auto",
+        description="embedded store engine (without qdrant_url): Qdrant Edge, or "
+        "qdrant-client local mode; auto = edge, unless only a local-mode collection exists",
+    )
     embedder_address: str | None = Field(None, description="host:port of the embedder service")
     captioner_address: str | None = Field(None, description="host:port of the captioner service")
     model: str = Field("ViT-B-32", description="CLIP model when embedding in-process")

@@ -36,7 +36,23 @@ from tests.tiny_models import SMALL_CLIP_CONFIG, build_tiny_clip
 
 FAST_RUNTIMES = [r for r in offered_runtimes("cpu") if r != EAGER]
 N_IMAGES, N_QUERIES, TOP_K = 200, 20, 10
-WORDS = "red blue green dog cat car tree sky beach street man woman bird round square".split()
+WORDS = [
+    "red",
+    "blue",
+    "green",
+    "dog",
+    "cat",
+    "car",
+    "tree",
+    "sky",
+    "beach",
+    "street",
+    "man",
+    "woman",
+    "bird",
+    "round",
+    "square",
+]
 
 
 def _image(i: int) -> bytes:

@@ -279,3 +279,28 @@ def test_combine_nests_the_user_filter_and_excludes_ids() -> None:
 def test_invalid_filters_are_refused_by_the_converter() -> None:
     with pytest.raises(d.InvalidFilter, match=r"must\[0\] \(range on 'width'\)"):
         to_edge_filter(d.Filter(must=[d.Range(d.WIDTH)]))
+
+
+# --- engine choice (assemble.build_store) ---------------------------------------------
+
+
+def test_auto_engine_is_edge_unless_only_local_mode_data_exists(tmp_path: Path) -> None:
+    from search_gateway.assemble import build_store, embedded_engine
+    from search_gateway.settings import GatewaySettings
+    from search_gateway.store.qdrant_store import QdrantStore
+
+    s = GatewaySettings(data_dir=str(tmp_path), collection="images")
+    assert embedded_engine(s, tmp_path) == "edge"
+    store = build_store(s)
+    assert isinstance(store, EdgeStore)
+    store.close()
+
+    local = QdrantStore.embedded(tmp_path / "qdrant", "old")
+    local.open(SPEC)
+    local.close()
+    old = GatewaySettings(data_dir=str(tmp_path), collection="old")
+    assert embedded_engine(old, tmp_path) == "qdrant-local"
+    forced = GatewaySettings(data_dir=str(tmp_path), collection="old", store_engine="edge")
+    assert embedded_engine(forced, tmp_path) == "edge"
+    pinned = GatewaySettings(data_dir=str(tmp_path), store_engine="qdrant-local")
+    assert embedded_engine(pinned, tmp_path) == "qdrant-local"
