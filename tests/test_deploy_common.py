@@ -69,7 +69,9 @@ class Service:
         names = set(logging_env_names())
         for field_name, field in self.settings.model_fields.items():
             alias = field.validation_alias
-            names.add(alias.upper() if isinstance(alias, str) else f"{self.prefix}{field_name}".upper())
+            names.add(
+                alias.upper() if isinstance(alias, str) else f"{self.prefix}{field_name}".upper()
+            )
         return names
 
     def effective(self, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> BaseSettings:
@@ -203,6 +205,14 @@ def workload_containers(objects) -> Iterator[tuple[dict, dict]]:  # type: ignore
     for obj in objects:
         if obj["kind"] in ("Deployment", "StatefulSet"):
             for container in obj["spec"]["template"]["spec"]["containers"]:
+                yield obj, container
+
+
+def init_containers(objects) -> Iterator[tuple[dict, dict]]:  # type: ignore[no-untyped-def]
+    """(workload, init container) for every init container."""
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "StatefulSet"):
+            for container in obj["spec"]["template"]["spec"].get("initContainers", []):
                 yield obj, container
 
 
@@ -341,7 +351,7 @@ def test_tools_are_installed() -> None:
     out = subprocess.run(
         [tool("hadolint"), "--version"], capture_output=True, text=True, check=True
     ).stdout
-    assert "hadolint" in out.lower()
+    assert "dockerfile linter" in out.lower()
 
 
 def test_deployment_files_exist() -> None:

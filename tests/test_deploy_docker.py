@@ -10,10 +10,14 @@ import fnmatch
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from tests.test_deploy_common import (
     DOCKERFILES,
@@ -48,7 +52,12 @@ def test_hadolint_clean(dockerfile: Path) -> None:
 
 
 def test_no_hadolint_config_hides_rules() -> None:
-    for name in (".hadolint.yaml", ".hadolint.yml", "docker/.hadolint.yaml", "docker/.hadolint.yml"):
+    for name in (
+        ".hadolint.yaml",
+        ".hadolint.yml",
+        "docker/.hadolint.yaml",
+        "docker/.hadolint.yml",
+    ):
         assert not (ROOT / name).exists(), f"{name}: ignore rules inline, with a reason"
 
 
@@ -83,7 +92,7 @@ def test_multi_stage_with_pinned_bases(dockerfile: Path) -> None:
             base = _expand(stage.base, args, device)
             if base in names:
                 continue
-            image, _, tag = base.partition(":")
+            _image, _, tag = base.partition(":")
             assert "$" not in base and tag and tag != "latest", f"{dockerfile.name}: {stage.base}"
             assert re.search(r"\d", tag), f"{dockerfile.name}: {base} is not a versioned tag"
 
@@ -184,7 +193,10 @@ def _dockerignore_excludes(path: str) -> bool:
         parts = path.split("/")
         prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
         pattern = pattern.removeprefix("**/")
-        if any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p.rsplit("/", 1)[-1], pattern) for p in prefixes):
+        if any(
+            fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p.rsplit("/", 1)[-1], pattern)
+            for p in prefixes
+        ):
             excluded = not negate
     return excluded
 

@@ -26,6 +26,7 @@ from tests.test_deploy_common import (
     dockerfile_stages,
     env_instruction_pairs,
     exec_form,
+    init_containers,
     interpolation_names,
     load_compose,
     render,
@@ -38,11 +39,7 @@ QDRANT_HTTP_PORT = 6333  # Qdrant's own default REST port
 
 
 def _check_env_names(service: Service, names: set[str], where: str) -> None:
-    unknown = {
-        n
-        for n in names
-        if n not in service.env_names() and n not in THIRD_PARTY_ENV
-    }
+    unknown = {n for n in names if n not in service.env_names() and n not in THIRD_PARTY_ENV}
     assert not unknown, f"{where}: {service.name} reads no {sorted(unknown)}"
     # Another service's variables in this container are a mistake, not config.
     others = {
@@ -218,3 +215,19 @@ def test_k8s_secret_env_is_a_setting(rendered) -> None:
         for item in container.get("env", []):
             if service is not None and "valueFrom" in item:
                 assert item["name"] in service.env_names(), item["name"]
+
+
+def test_k8s_gateway_waits_for_the_embedder_it_is_configured_with(
+    rendered, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway's init container health-checks exactly the address and
+    health name the gateway itself will use."""
+    per = _settings_per_container(rendered, monkeypatch)
+    gateway_workload = per["gateway"][0]
+    (init,) = [c for w, c in init_containers(rendered) if w is gateway_workload]
+    assert service_for_image(init["image"]) is services()["gateway"], "same image as the gateway"
+    words = " ".join(init["command"]).split()
+    script = words.index("/opt/imgsearch/grpc_health_check.py")
+    address, health_name = words[script + 1], words[script + 2].rstrip(";")
+    assert address == per["gateway"][2].embedder_address
+    assert health_name == services()["embedder"].health_name

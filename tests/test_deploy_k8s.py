@@ -21,6 +21,7 @@ from tests.test_deploy_common import (
     by_kind,
     container_env,
     image_repository,
+    init_containers,
     render,
     render_with_components,
     service_for_image,
@@ -64,7 +65,9 @@ def _validate(objects: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> Non
                 kubernetes_validate.validate(obj, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
                 where = ".".join(str(p) for p in exc.path)
-                errors.append(f"{obj['kind']}/{obj['metadata']['name']} (k8s {version}): {where}: {exc.message}")
+                errors.append(
+                    f"{obj['kind']}/{obj['metadata']['name']} (k8s {version}): {where}: {exc.message}"
+                )
             except kubernetes_validate.SchemaNotFoundError as exc:
                 errors.append(exc.message)
     assert not errors, "\n".join(errors)
@@ -160,7 +163,7 @@ def test_grpc_probes_with_a_startup_budget_for_model_loading(rendered) -> None:
 
 
 def test_hardened_security_context(rendered) -> None:
-    for workload, container in workload_containers(rendered):
+    for workload, container in [*workload_containers(rendered), *init_containers(rendered)]:
         pod = workload["spec"]["template"]["spec"]
         name = workload["metadata"]["name"]
         assert pod["securityContext"]["runAsNonRoot"] is True, name
@@ -172,12 +175,13 @@ def test_hardened_security_context(rendered) -> None:
         assert sc["capabilities"]["drop"] == ["ALL"], name
         assert not sc.get("privileged"), name
         mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
-        if service_for_image(container["image"]) is not None:
+        is_main = container in pod["containers"]
+        if is_main and service_for_image(container["image"]) is not None:
             assert "/tmp" in mounts, f"{name}: read-only root needs a writable /tmp"
 
 
 def test_requests_and_limits_everywhere(rendered) -> None:
-    for workload, container in workload_containers(rendered):
+    for workload, container in [*workload_containers(rendered), *init_containers(rendered)]:
         res = container["resources"]
         for section in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(res.get(section, {})), (
@@ -186,7 +190,7 @@ def test_requests_and_limits_everywhere(rendered) -> None:
 
 
 def test_images_are_pinned(rendered) -> None:
-    for _workload, container in workload_containers(rendered):
+    for _workload, container in [*workload_containers(rendered), *init_containers(rendered)]:
         image = container["image"]
         tag = image.split("@")[0].rsplit("/", 1)[-1].partition(":")[2]
         assert tag and tag != "latest", f"unpinned image {image}"
@@ -217,7 +221,11 @@ def test_gpu_overlay_puts_model_pods_on_gpus() -> None:
 def test_embedder_scales_with_an_hpa(rendered) -> None:
     hpas = by_kind(rendered, "HorizontalPodAutoscaler")
     hpa = hpas["embedder"]["spec"]
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "embedder"}
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "embedder",
+    }
     assert 1 <= hpa["minReplicas"] <= hpa["maxReplicas"]
     embedder = by_kind(rendered, "Deployment")["embedder"]
     assert "replicas" not in embedder["spec"], "the HPA owns the embedder's replica count"
@@ -228,16 +236,23 @@ def test_embedder_scales_with_an_hpa(rendered) -> None:
 
 def test_every_workload_has_a_pod_disruption_budget(rendered) -> None:
     pdbs = by_kind(rendered, "PodDisruptionBudget").values()
-    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind(rendered, "HorizontalPodAutoscaler").values()}
+    hpas = {
+        h["spec"]["scaleTargetRef"]["name"]: h
+        for h in by_kind(rendered, "HorizontalPodAutoscaler").values()
+    }
     for obj in rendered:
         if obj["kind"] not in ("Deployment", "StatefulSet"):
             continue
         labels = obj["spec"]["template"]["metadata"]["labels"]
-        matching = [p for p in pdbs if p["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        matching = [
+            p for p in pdbs if p["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
         name = obj["metadata"]["name"]
         assert len(matching) == 1, f"{name}: {len(matching)} PDBs"
         spec = matching[0]["spec"]
-        replicas = hpas[name]["spec"]["minReplicas"] if name in hpas else obj["spec"].get("replicas", 1)
+        replicas = (
+            hpas[name]["spec"]["minReplicas"] if name in hpas else obj["spec"].get("replicas", 1)
+        )
         # A budget that can never be met blocks node drains forever.
         if "minAvailable" in spec:
             assert spec["minAvailable"] < replicas, f"{name}: minAvailable blocks every eviction"
@@ -261,7 +276,9 @@ def test_network_policies_expose_only_the_gateway(rendered) -> None:
     assert any(p["spec"]["podSelector"] == {} and not p["spec"].get("ingress") for p in policies), (
         "a default-deny ingress policy"
     )
-    gateway_labels = by_kind(rendered, "Deployment")["gateway"]["spec"]["template"]["metadata"]["labels"]
+    gateway_labels = by_kind(rendered, "Deployment")["gateway"]["spec"]["template"]["metadata"][
+        "labels"
+    ]
     for obj in rendered:
         if obj["kind"] not in ("Deployment", "StatefulSet"):
             continue
@@ -277,21 +294,24 @@ def test_network_policies_expose_only_the_gateway(rendered) -> None:
             for source in sources:
                 assert "namespaceSelector" not in source and "ipBlock" not in source, name
                 selected = source["podSelector"]["matchLabels"]
-                assert selected.items() <= gateway_labels.items() or selected.items() <= labels.items(), (
-                    f"{name}: reachable from {selected}"
-                )
+                assert (
+                    selected.items() <= gateway_labels.items() or selected.items() <= labels.items()
+                ), f"{name}: reachable from {selected}"
     gateway_rules = [
         r for p in _policies_for(policies, gateway_labels) for r in p["spec"].get("ingress", [])
     ]
     assert any("from" not in r for r in gateway_rules), "the gateway must be reachable from outside"
-    assert all(
-        {port["port"] for port in r.get("ports", [])} == {"grpc"} for r in gateway_rules
-    ), "only the gateway's gRPC port is open to everyone"
+    assert all({port["port"] for port in r.get("ports", [])} == {"grpc"} for r in gateway_rules), (
+        "only the gateway's gRPC port is open to everyone"
+    )
 
 
 def test_qdrant_is_a_statefulset_on_a_persistent_volume(rendered) -> None:
     qdrant = by_kind(rendered, "StatefulSet")["qdrant"]
-    assert image_repository(qdrant["spec"]["template"]["spec"]["containers"][0]["image"]) == "qdrant/qdrant"
+    assert (
+        image_repository(qdrant["spec"]["template"]["spec"]["containers"][0]["image"])
+        == "qdrant/qdrant"
+    )
     (claim,) = qdrant["spec"]["volumeClaimTemplates"]
     (container,) = qdrant["spec"]["template"]["spec"]["containers"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}

@@ -60,7 +60,7 @@ class EdgeTuning:
     """HNSW and optimizer knobs of an Edge shard (defaults meet the 1M-point target)."""
 
     hnsw_m: int = 16
-    hnsw_ef_construct: int = 128
+    hnsw_ef_construct: int = 100  # Qdrant's default
     # Segments under this size (KB of vectors) are scanned exactly instead of
     # searched through HNSW; Qdrant's default.
     full_scan_threshold_kb: int = 10_000
