@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from imgsearch.errors import (
+    DeadlineExceeded,
     FailedPrecondition,
     ImgsearchError,
     InvalidInput,
@@ -144,7 +145,7 @@ class GatewayCore:
         """
         try:
             await self._open()
-        except Unavailable as exc:
+        except (Unavailable, DeadlineExceeded) as exc:
             log.warning("not ready yet, will retry on first use: %s", exc)
 
     async def _open(self) -> None:

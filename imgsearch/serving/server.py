@@ -67,6 +67,11 @@ def server_options(max_message_bytes: int) -> list[tuple[str, Any]]:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.so_reuseport", 0),
+        # Close each connection after a minute (in-flight calls get a grace
+        # period): clients then re-resolve DNS, so pods added by an autoscaler
+        # receive traffic from round-robin clients within about a minute.
+        ("grpc.max_connection_age_ms", 60_000),
+        ("grpc.max_connection_age_grace_ms", 60_000),
     ]
 
 
