@@ -24,8 +24,8 @@ Why these runtimes (measurements in docs/fast-paths.md):
   warm-up, before health says SERVING).
 
 Not offered: float16 on CPU (no fast fp16 matmul on these CPUs: ~1 GFLOP/s)
-and ONNX Runtime int8 (no faster than bf16-compile here, a second export
-path, and int8 weights do not keep cosine >= 0.999 with float32).
+and ONNX Runtime int8 (no faster than bf16-compile here, a second export path
+and dependency, and not yet through the accuracy gate).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,6 +75,9 @@ class EdgeTuning:
     optimize_growth: float = 0.2
     # Upper bound of one segment (KB); bounds what one optimize() rebuilds.
     max_segment_size_kb: int | None = None
+    # Writes flush segments at most this often (Qdrant server's default), so
+    # the WAL is truncated instead of growing and replaying at every start.
+    flush_interval_s: float = 5.0
 
 
 class EdgeStore:
@@ -90,6 +94,7 @@ class EdgeStore:
         self._closed = False
         self._unoptimized = 0
         self._optimize_threshold = self._tuning.optimize_after_points
+        self._flushed_at = time.monotonic()
         self._folder.mkdir(parents=True, exist_ok=True)
         self._take_folder_lock()
 
@@ -245,6 +250,8 @@ class EdgeStore:
             self._unoptimized += len(edge_points)
             if self._unoptimized >= self._optimize_threshold:
                 self.optimize()
+            elif time.monotonic() - self._flushed_at >= self._tuning.flush_interval_s:
+                self.flush()
 
     def set_payload(self, point_id: str, fields: dict[str, Any]) -> None:
         with self._lock:
@@ -317,7 +324,7 @@ class EdgeStore:
             shard = self._require_shard()
             log.info("optimizing Edge shard %s (%d new points)", self.shard_path, self._unoptimized)
             shard.optimize()
-            shard.flush()
+            self.flush()
             self._unoptimized = 0
             self._update_optimize_threshold(shard)
 
@@ -330,6 +337,7 @@ class EdgeStore:
         """Writes pending segment changes to disk (the WAL already holds them)."""
         with self._lock:
             self._require_shard().flush()
+            self._flushed_at = time.monotonic()
 
     def close(self) -> None:
         with self._lock:
