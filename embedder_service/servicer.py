@@ -48,6 +48,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             dimension=info.dimension,
             device=info.device,
             precision=info.precision,
+            runtime=info.runtime,
             context_length=info.context_length,
             image_size=info.image_size,
             max_batch_size=limits.max_batch_size,

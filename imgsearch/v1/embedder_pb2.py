@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from imgsearch.v1 import common_pb2 as imgsearch_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bimgsearch/v1/embedder.proto\x12\x0cimgsearch.v1\x1a\x19imgsearch/v1/common.proto\"=\n\x12\x45mbedImagesRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12\x17\n\x0fpartial_results\x18\x02 \x01(\x08\"c\n\x13\x45mbedImagesResponse\x12\x11\n\tdimension\x18\x01 \x01(\r\x12\x0f\n\x07vectors\x18\x02 \x03(\x0c\x12(\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x18.imgsearch.v1.ImageError\"\"\n\x11\x45mbedTextsRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"K\n\x12\x45mbedTextsResponse\x12\x11\n\tdimension\x18\x01 \x01(\r\x12\x0f\n\x07vectors\x18\x02 \x03(\x0c\x12\x11\n\ttruncated\x18\x03 \x03(\x08\"\r\n\x0bInfoRequest\"\xac\x02\n\x0c\x45mbedderInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\npretrained\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x11\n\tprecision\x18\x05 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x06 \x01(\r\x12\x16\n\x0emax_batch_size\x18\x07 \x01(\r\x12\x1d\n\x15max_items_per_request\x18\x08 \x01(\r\x12\x18\n\x10max_image_pixels\x18\t \x01(\x04\x12\x19\n\x11max_request_bytes\x18\n \x01(\x04\x12\x14\n\x0citems_served\x18\x0b \x01(\x04\x12\x15\n\rmodel_batches\x18\x0c \x01(\x04\x12\x12\n\nimage_size\x18\r \x01(\r2\xee\x01\n\x08\x45mbedder\x12R\n\x0b\x45mbedImages\x12 .imgsearch.v1.EmbedImagesRequest\x1a!.imgsearch.v1.EmbedImagesResponse\x12O\n\nEmbedTexts\x12\x1f.imgsearch.v1.EmbedTextsRequest\x1a .imgsearch.v1.EmbedTextsResponse\x12=\n\x04Info\x12\x19.imgsearch.v1.InfoRequest\x1a\x1a.imgsearch.v1.EmbedderInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bimgsearch/v1/embedder.proto\x12\x0cimgsearch.v1\x1a\x19imgsearch/v1/common.proto\"=\n\x12\x45mbedImagesRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12\x17\n\x0fpartial_results\x18\x02 \x01(\x08\"c\n\x13\x45mbedImagesResponse\x12\x11\n\tdimension\x18\x01 \x01(\r\x12\x0f\n\x07vectors\x18\x02 \x03(\x0c\x12(\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x18.imgsearch.v1.ImageError\"\"\n\x11\x45mbedTextsRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"K\n\x12\x45mbedTextsResponse\x12\x11\n\tdimension\x18\x01 \x01(\r\x12\x0f\n\x07vectors\x18\x02 \x03(\x0c\x12\x11\n\ttruncated\x18\x03 \x03(\x08\"\r\n\x0bInfoRequest\"\xbd\x02\n\x0c\x45mbedderInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\npretrained\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x11\n\tprecision\x18\x05 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x06 \x01(\r\x12\x16\n\x0emax_batch_size\x18\x07 \x01(\r\x12\x1d\n\x15max_items_per_request\x18\x08 \x01(\r\x12\x18\n\x10max_image_pixels\x18\t \x01(\x04\x12\x19\n\x11max_request_bytes\x18\n \x01(\x04\x12\x14\n\x0citems_served\x18\x0b \x01(\x04\x12\x15\n\rmodel_batches\x18\x0c \x01(\x04\x12\x12\n\nimage_size\x18\r \x01(\r\x12\x0f\n\x07runtime\x18\x0e \x01(\t2\xee\x01\n\x08\x45mbedder\x12R\n\x0b\x45mbedImages\x12 .imgsearch.v1.EmbedImagesRequest\x1a!.imgsearch.v1.EmbedImagesResponse\x12O\n\nEmbedTexts\x12\x1f.imgsearch.v1.EmbedTextsRequest\x1a .imgsearch.v1.EmbedTextsResponse\x12=\n\x04Info\x12\x19.imgsearch.v1.InfoRequest\x1a\x1a.imgsearch.v1.EmbedderInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,7 +43,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INFOREQUEST']._serialized_start=349
   _globals['_INFOREQUEST']._serialized_end=362
   _globals['_EMBEDDERINFO']._serialized_start=365
-  _globals['_EMBEDDERINFO']._serialized_end=665
-  _globals['_EMBEDDER']._serialized_start=668
-  _globals['_EMBEDDER']._serialized_end=906
+  _globals['_EMBEDDERINFO']._serialized_end=682
+  _globals['_EMBEDDER']._serialized_start=685
+  _globals['_EMBEDDER']._serialized_end=923
 # @@protoc_insertion_point(module_scope)

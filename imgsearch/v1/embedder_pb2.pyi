@@ -46,7 +46,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class EmbedderInfo(_message.Message):
-    __slots__ = ("model", "pretrained", "dimension", "device", "precision", "context_length", "max_batch_size", "max_items_per_request", "max_image_pixels", "max_request_bytes", "items_served", "model_batches", "image_size")
+    __slots__ = ("model", "pretrained", "dimension", "device", "precision", "context_length", "max_batch_size", "max_items_per_request", "max_image_pixels", "max_request_bytes", "items_served", "model_batches", "image_size", "runtime")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PRETRAINED_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,7 @@ class EmbedderInfo(_message.Message):
     ITEMS_SERVED_FIELD_NUMBER: _ClassVar[int]
     MODEL_BATCHES_FIELD_NUMBER: _ClassVar[int]
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
     model: str
     pretrained: str
     dimension: int
@@ -73,4 +74,5 @@ class EmbedderInfo(_message.Message):
     items_served: int
     model_batches: int
     image_size: int
-    def __init__(self, model: _Optional[str] = ..., pretrained: _Optional[str] = ..., dimension: _Optional[int] = ..., device: _Optional[str] = ..., precision: _Optional[str] = ..., context_length: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_items_per_request: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., items_served: _Optional[int] = ..., model_batches: _Optional[int] = ..., image_size: _Optional[int] = ...) -> None: ...
+    runtime: str
+    def __init__(self, model: _Optional[str] = ..., pretrained: _Optional[str] = ..., dimension: _Optional[int] = ..., device: _Optional[str] = ..., precision: _Optional[str] = ..., context_length: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_items_per_request: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., items_served: _Optional[int] = ..., model_batches: _Optional[int] = ..., image_size: _Optional[int] = ..., runtime: _Optional[str] = ...) -> None: ...
