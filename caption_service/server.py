@@ -3,16 +3,15 @@ on port 0 and the container entry point starts it on its configured port)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass
 
 from caption_service.model import BlipCaptioner
 from caption_service.runtime import CaptionRuntime, Limits
 from caption_service.servicer import CaptionerServicer
 from caption_service.settings import CaptionerSettings
 from imgsearch.serving.metrics import ServiceMetrics
-from imgsearch.serving.server import RunningServer, ServiceBinding, create_server, drain
+from imgsearch.serving.model_server import ModelServer, start_model_server
+from imgsearch.serving.server import ServiceBinding
 from imgsearch.v1 import captioner_pb2, captioner_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -20,24 +19,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = captioner_pb2.DESCRIPTOR.services_by_name["Captioner"].full_name
 
 
-@dataclass
-class CaptionServer:
-    running: RunningServer
-    runtime: CaptionRuntime
-    metrics: ServiceMetrics
-    metrics_port: int | None
-    loading: asyncio.Task[None]
-
-    @property
-    def port(self) -> int:
-        return self.running.port
-
-    async def wait_ready(self) -> None:
-        await self.loading
-
-    async def stop(self, grace_s: float = 5.0) -> None:
-        await drain(self.running, grace_s)
-        await self.runtime.close()
+CaptionServer = ModelServer[CaptionRuntime]
 
 
 def build_model(settings: CaptionerSettings) -> BlipCaptioner:
@@ -77,24 +59,4 @@ async def start_caption_server(
     binding = ServiceBinding(
         servicer, captioner_pb2_grpc.add_CaptionerServicer_to_server, SERVICE_NAME
     )
-    running = await create_server(
-        f"{settings.host}:{settings.port}",
-        [binding],
-        max_message_bytes=settings.max_request_bytes,
-        metrics=metrics,
-        credentials=settings.server_credentials(),
-        api_keys=settings.api_keys(),
-    )
-    metrics_port = metrics.serve_http(settings.metrics_port, settings.host)
-
-    async def load() -> None:
-        try:
-            await runtime.start()
-        except Exception:
-            log.exception("model failed to load; staying NOT_SERVING")
-            raise
-        await running.set_serving(True)
-        log.info("captioner SERVING: %s", runtime.model.info)
-
-    loading = asyncio.get_running_loop().create_task(load())
-    return CaptionServer(running, runtime, metrics, metrics_port, loading)
+    return await start_model_server(settings, runtime, binding, metrics, "captioner")

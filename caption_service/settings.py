@@ -5,26 +5,24 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from caption_service.model import DEFAULT_MAX_NEW_TOKENS, MAX_BEAMS, MAX_NEW_TOKENS_LIMIT
 from caption_service.model_spec import DEFAULT_MODEL
-from imgsearch.images import DEFAULT_MAX_PIXELS
-from imgsearch.serving.security import ServerSecurity
+from imgsearch.serving.model_server import ModelServiceSettings
 
 DEFAULT_PORT = 50052
 DEFAULT_METRICS_PORT = 9465
 
 
-class CaptionerSettings(BaseSettings, ServerSecurity):
-    """Every knob of the captioner service, validated at start-up."""
+class CaptionerSettings(ModelServiceSettings):
+    """The captioner's knobs (common ones in ModelServiceSettings), validated at start-up."""
 
     model_config = SettingsConfigDict(env_prefix="IMGSEARCH_CAPTIONER_", protected_namespaces=())
 
     model: str = Field(
         DEFAULT_MODEL, description="Hugging Face id, save_pretrained directory or offline-tiny"
     )
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     precision: str = Field(
         "auto", description="auto (float16 on CUDA, float32 on CPU), float32, float16, bfloat16"
     )
@@ -35,16 +33,12 @@ class CaptionerSettings(BaseSettings, ServerSecurity):
         description="eager (precision as set), bf16 (bfloat16 weights: ~3.5x on CPUs with "
         "native bf16), auto (bf16 where native, else eager)",
     )
-    cache_dir: str | None = Field(None, description="Hugging Face cache for downloaded models")
-    host: str = "0.0.0.0"
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=-1, le=65535, description="-1 disables")
     max_batch_size: int = Field(8, ge=1, le=1024, description="largest model batch")
     max_wait_ms: float = Field(10.0, ge=0, le=1000, description="how long a batch waits to fill")
     max_queue: int = Field(1024, ge=1, description="images waiting before RESOURCE_EXHAUSTED")
     max_items_per_request: int = Field(64, ge=1)
-    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
-    max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     max_new_tokens: int = Field(
         DEFAULT_MAX_NEW_TOKENS, ge=1, description="caption length when a request says 0"
     )
@@ -52,8 +46,6 @@ class CaptionerSettings(BaseSettings, ServerSecurity):
         MAX_NEW_TOKENS_LIMIT, ge=1, description="largest max_new_tokens a request may ask for"
     )
     max_beams: int = Field(MAX_BEAMS, ge=1, description="largest num_beams a request may ask for")
-    decode_workers: int = Field(0, ge=0, description="image decode threads; 0 = one per core")
-    grace_s: float = Field(20.0, ge=0, description="drain time on SIGTERM")
 
     @model_validator(mode="after")
     def _default_within_limit(self) -> CaptionerSettings:

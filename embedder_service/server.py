@@ -3,16 +3,15 @@ on port 0 and the container entry point starts it on its configured port)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass
 
 from embedder_service.model import ClipEmbedder
 from embedder_service.runtime import EmbedderRuntime, Limits
 from embedder_service.servicer import EmbedderServicer
 from embedder_service.settings import EmbedderSettings
 from imgsearch.serving.metrics import ServiceMetrics
-from imgsearch.serving.server import RunningServer, ServiceBinding, create_server
+from imgsearch.serving.model_server import ModelServer, start_model_server
+from imgsearch.serving.server import ServiceBinding
 from imgsearch.v1 import embedder_pb2, embedder_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -20,26 +19,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
 
 
-@dataclass
-class EmbedderServer:
-    running: RunningServer
-    runtime: EmbedderRuntime
-    metrics: ServiceMetrics
-    metrics_port: int | None
-    loading: asyncio.Task[None]
-
-    @property
-    def port(self) -> int:
-        return self.running.port
-
-    async def wait_ready(self) -> None:
-        await self.loading
-
-    async def stop(self, grace_s: float = 5.0) -> None:
-        from imgsearch.serving.server import drain
-
-        await drain(self.running, grace_s)
-        await self.runtime.close()
+EmbedderServer = ModelServer[EmbedderRuntime]
 
 
 def build_model(settings: EmbedderSettings) -> ClipEmbedder:
@@ -73,24 +53,7 @@ async def start_embedder_server(
         settings.decode_workers,
     )
     servicer = EmbedderServicer(runtime, settings.max_image_pixels)
-    running = await create_server(
-        f"{settings.host}:{settings.port}",
-        [ServiceBinding(servicer, embedder_pb2_grpc.add_EmbedderServicer_to_server, SERVICE_NAME)],
-        max_message_bytes=settings.max_request_bytes,
-        metrics=metrics,
-        credentials=settings.server_credentials(),
-        api_keys=settings.api_keys(),
+    binding = ServiceBinding(
+        servicer, embedder_pb2_grpc.add_EmbedderServicer_to_server, SERVICE_NAME
     )
-    metrics_port = metrics.serve_http(settings.metrics_port, settings.host)
-
-    async def load() -> None:
-        try:
-            await runtime.start()
-        except Exception:
-            log.exception("model failed to load; staying NOT_SERVING")
-            raise
-        await running.set_serving(True)
-        log.info("embedder SERVING: %s", runtime.model.info)
-
-    loading = asyncio.get_running_loop().create_task(load())
-    return EmbedderServer(running, runtime, metrics, metrics_port, loading)
+    return await start_model_server(settings, runtime, binding, metrics, "embedder")

@@ -1,0 +1,140 @@
+"""What the embedder and captioner servers share: their common settings, the
+server object, the start-up sequence (listen at once with health
+NOT_SERVING, load and warm the model in the background, then SERVING) and
+the `python -m ...` entry point."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from imgsearch.images import DEFAULT_MAX_PIXELS
+from imgsearch.serving.logs import configure_logging
+from imgsearch.serving.metrics import ServiceMetrics
+from imgsearch.serving.security import ServerSecurity
+from imgsearch.serving.server import (
+    RunningServer,
+    ServiceBinding,
+    create_server,
+    drain,
+    run_until_signal,
+)
+from imgsearch.serving.settings_cli import add_settings_arguments, settings_from_args
+
+log = logging.getLogger(__name__)
+
+
+class ModelServiceSettings(BaseSettings, ServerSecurity):
+    """Knobs every model service has; each service sets its prefix and defaults."""
+
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+    precision: str = Field("auto", description="auto, float32, float16, bfloat16")
+    cache_dir: str | None = Field(None, description="where downloaded weights are cached")
+    host: str = "0.0.0.0"
+    port: int = Field(0, ge=0, le=65535)
+    metrics_port: int = Field(-1, ge=-1, le=65535, description="-1 disables")
+    max_batch_size: int = Field(32, ge=1, le=4096, description="largest model batch")
+    max_wait_ms: float = Field(5.0, ge=0, le=1000, description="how long a batch waits to fill")
+    max_queue: int = Field(4096, ge=1, description="items waiting before RESOURCE_EXHAUSTED")
+    max_items_per_request: int = Field(512, ge=1)
+    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
+    max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    decode_workers: int = Field(0, ge=0, description="image decode threads; 0 = one per core")
+    grace_s: float = Field(20.0, ge=0, description="drain time on SIGTERM")
+
+
+class ServedRuntime(Protocol):
+    """A model runtime the server loads, serves and closes."""
+
+    model: Any
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+RuntimeT = TypeVar("RuntimeT", bound=ServedRuntime)
+
+
+@dataclass
+class ModelServer(Generic[RuntimeT]):
+    running: RunningServer
+    runtime: RuntimeT
+    metrics: ServiceMetrics
+    metrics_port: int | None
+    loading: asyncio.Task[None]
+
+    @property
+    def port(self) -> int:
+        return self.running.port
+
+    async def wait_ready(self) -> None:
+        await self.loading
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        await drain(self.running, grace_s)
+        await self.runtime.close()
+
+
+async def start_model_server(
+    settings: ModelServiceSettings,
+    runtime: RuntimeT,
+    binding: ServiceBinding,
+    metrics: ServiceMetrics,
+    label: str,
+) -> ModelServer[RuntimeT]:
+    """Listens at once (health NOT_SERVING), loads and warms the model in the
+    background, then turns SERVING. A model that fails to load stays
+    NOT_SERVING (and the error is logged), so probes keep the pod out."""
+    running = await create_server(
+        f"{settings.host}:{settings.port}",
+        [binding],
+        max_message_bytes=settings.max_request_bytes,
+        metrics=metrics,
+        credentials=settings.server_credentials(),
+        api_keys=settings.api_keys(),
+    )
+    metrics_port = metrics.serve_http(settings.metrics_port, settings.host)
+
+    async def load() -> None:
+        try:
+            await runtime.start()
+        except Exception:
+            log.exception("%s model failed to load; staying NOT_SERVING", label)
+            raise
+        await running.set_serving(True)
+        log.info("%s SERVING: %s", label, runtime.model.info)
+
+    loading = asyncio.get_running_loop().create_task(load())
+    return ModelServer(running, runtime, metrics, metrics_port, loading)
+
+
+SettingsT = TypeVar("SettingsT", bound=ModelServiceSettings)
+
+
+def serve_main(
+    argv: list[str] | None,
+    settings_cls: type[SettingsT],
+    prog: str,
+    description: str,
+    start: Callable[[SettingsT], Awaitable[ModelServer[Any]]],
+) -> int:
+    """Entry point: flags (over env vars) → settings → serve until SIGTERM."""
+    configure_logging()
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    add_settings_arguments(parser, settings_cls, prefix)
+    settings = settings_from_args(parser.parse_args(argv), settings_cls)
+
+    async def serve() -> None:
+        server = await start(settings)
+        await run_until_signal(server.running, settings.grace_s, server.runtime.close)
+
+    asyncio.run(serve())
+    return 0
