@@ -13,6 +13,7 @@ split that dynamic batching needs.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -77,6 +78,7 @@ class ClipEmbedder(InferenceModel):
         self.cache_dir = cache_dir
         self.max_image_pixels = max_image_pixels
         self._info: EmbedderModelInfo | None = None
+        self._tokenizer_lock = threading.Lock()
 
     def describe(self) -> str:
         return f"open_clip {self.model_name} ({self.pretrained or 'random weights'})"
@@ -156,10 +158,13 @@ class ClipEmbedder(InferenceModel):
                 raise InvalidInput(f"text[{i}]: empty text")
             cut.append(len(text) > MAX_TEXT_CHARS)
             cleaned.append(text[:MAX_TEXT_CHARS])
-        tokens = self._tokenizer(cleaned, context_length=ctx)
-        # One more position than the context: a real token there means the
-        # text did not fit.
-        longer = self._tokenizer(cleaned, context_length=ctx + 1)
+        # Hugging Face fast tokenizers fail ("Already borrowed") when two
+        # threads use one at once; tokenising is cheap, so serialise it.
+        with self._tokenizer_lock:
+            tokens = self._tokenizer(cleaned, context_length=ctx)
+            # One more position than the context: a real token there means the
+            # text did not fit.
+            longer = self._tokenizer(cleaned, context_length=ctx + 1)
         truncated = [c or bool(row[-1] != self._pad_id) for c, row in zip(cut, longer, strict=True)]
         return list(tokens), truncated
 

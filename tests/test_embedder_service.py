@@ -240,3 +240,22 @@ def test_sigterm_drains_and_exits_cleanly(tiny_clip: tuple[Path, Path], tmp_path
     assert proc.wait(30) == 0
     rest = proc.stderr.read()
     assert "shutting down" in rest and "stopped" in rest
+
+
+async def test_concurrent_texts_with_a_fast_tokenizer() -> None:
+    """offline-tiny's tokenizer is a Hugging Face fast tokenizer, which breaks
+    when two threads use it at once; the embedder must serialise it."""
+    srv = await start_embedder_server(
+        EmbedderSettings(model="offline-tiny", pretrained="", host="127.0.0.1", port=0, metrics_port=-1)
+    )
+    await srv.wait_ready()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            stub = embedder_pb2_grpc.EmbedderStub(channel)
+            texts = [f"a {c} {s}" for c in ("red", "blue", "green", "yellow") for s in ("circle", "square", "star", "triangle")]
+            replies = await asyncio.gather(
+                *(stub.EmbedTexts(embedder_pb2.EmbedTextsRequest(texts=[t] * 3)) for t in texts * 4)
+            )
+        assert all(len(r.vectors) == 3 for r in replies)
+    finally:
+        await srv.stop(1)
