@@ -259,3 +259,16 @@ async def test_concurrent_texts_with_a_fast_tokenizer() -> None:
         assert all(len(r.vectors) == 3 for r in replies)
     finally:
         await srv.stop(1)
+
+
+async def test_server_reflection_lists_the_services(server: EmbedderServer) -> None:
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    def list_services() -> list[str]:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            return list(ProtoReflectionDescriptorDatabase(channel).get_services())
+
+    services = await asyncio.to_thread(list_services)
+    assert "imgsearch.v1.Embedder" in services and "grpc.health.v1.Health" in services
