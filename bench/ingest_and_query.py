@@ -30,7 +30,17 @@ from search_gateway import domain as d
 from search_gateway.core import GatewayCore, SearchQuery
 from search_gateway.ingest import IngestItem
 from search_gateway.model_clients.local import LocalEmbedder
-from search_gateway.store.qdrant_store import QdrantStore
+from search_gateway.settings import GatewaySettings
+from search_gateway.store.base import VectorStore
+
+
+def open_store(engine: str, folder: Path) -> VectorStore:
+    """The embedded store the gateway would build (engine: edge | qdrant-local)."""
+    from search_gateway.assemble import build_store
+
+    return build_store(
+        GatewaySettings(data_dir=str(folder), collection="bench", store_engine=engine)
+    )
 
 
 def camera_jpeg(width: int, height: int, seed: int) -> bytes:
@@ -66,9 +76,9 @@ def per_image_costs(model: ClipEmbedder, files: list[Path], batch: int) -> tuple
     return decode, (time.perf_counter() - started) / done
 
 
-async def ingest_rate(model: ClipEmbedder, files: list[Path], batch: int) -> float:
+async def ingest_rate(model: ClipEmbedder, files: list[Path], batch: int, engine: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        store = QdrantStore.embedded(Path(tmp), "bench")
+        store = open_store(engine, Path(tmp))
         core = GatewayCore(LocalEmbedder(model, batch_size=batch), None, store,
                            read_roots=[files[0].parent])  # fmt: skip
         await core.open()
@@ -93,11 +103,13 @@ def clustered(n: int, dim: int, rng: np.random.Generator, clusters: int = 200) -
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-async def query_latency(model: ClipEmbedder, size: int, queries: int) -> dict[str, list[float]]:
+async def query_latency(
+    model: ClipEmbedder, size: int, queries: int, engine: str
+) -> dict[str, list[float]]:
     rng = np.random.default_rng(size)
     dim = model.info.dimension
     with tempfile.TemporaryDirectory() as tmp:
-        store = QdrantStore.embedded(Path(tmp), "bench")
+        store = open_store(engine, Path(tmp))
         core = GatewayCore(LocalEmbedder(model), None, store)
         await core.open()
         chunk = 2048
@@ -134,13 +146,28 @@ async def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--sizes", default="10000,100000", help="collection sizes for query latency")
     ap.add_argument("--queries", type=int, default=30)
+    ap.add_argument(
+        "--engines",
+        default="edge,qdrant-local",
+        help="embedded stores for query latency (the first also takes the ingest)",
+    )
+    ap.add_argument(
+        "--runtimes",
+        default="eager,auto",
+        help="embedder runtimes to compare for ingest (the last one runs the queries)",
+    )
     args = ap.parse_args()
 
-    model = ClipEmbedder(args.model, args.pretrained)
-    model.warmup()
-    print(f"model {model.info.model} on {model.info.device} {model.info.precision}")
+    models = {}
+    for runtime in args.runtimes.split(","):
+        m = ClipEmbedder(args.model, args.pretrained, runtime=runtime)
+        m.warmup()
+        models[runtime] = m
+        print(f"runtime {runtime}: {m.info.model} on {m.info.device} {m.info.precision}")
     print("\ningest (decode + embed + upsert, embedded, captions off)")
-    print(f"{'JPEG':<10} {'decode ms':>9} {'model ms':>9} {'ideal/s':>8} {'got/s':>7} {'ratio':>6}")
+    print(f"{'runtime':<8} {'JPEG':<10} {'decode ms':>9} {'model ms':>9} {'ideal/s':>8} "
+          f"{'got/s':>7} {'ratio':>6}")  # fmt: skip
+    rates: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for w, h in ((1920, 1080), (4000, 3000)):
             folder = Path(tmp) / f"{w}x{h}"
@@ -150,18 +177,29 @@ async def main() -> None:
                 f = folder / f"img{i:04d}.jpg"
                 f.write_bytes(camera_jpeg(w, h, i))
                 files.append(f)
-            decode, infer = per_image_costs(model, files, args.batch)
-            ideal = 1.0 / (decode + infer)
-            got = await ingest_rate(model, files, args.batch)
-            print(f"{w}x{h:<5} {decode * 1000:>9.1f} {infer * 1000:>9.1f} {ideal:>8.1f} "
-                  f"{got:>7.1f} {got / ideal:>6.2f}")  # fmt: skip
+            for runtime, m in models.items():
+                decode, infer = per_image_costs(m, files, args.batch)
+                ideal = 1.0 / (decode + infer)
+                got = await ingest_rate(m, files, args.batch, args.engines.split(",")[0])
+                rates[(runtime, f"{w}x{h}")] = got
+                print(f"{runtime:<8} {w}x{h:<5} {decode * 1000:>9.1f} {infer * 1000:>9.1f} "
+                      f"{ideal:>8.1f} {got:>7.1f} {got / ideal:>6.2f}")  # fmt: skip
+    names = list(models)
+    if len(names) > 1:
+        for size in ("1920x1080", "4000x3000"):
+            print(f"{size}: {names[-1]} ingests {rates[(names[-1], size)] / rates[(names[0], size)]:.2f}x "
+                  f"the images/s of {names[0]}")  # fmt: skip
+    model = models[names[-1]]
 
     print("\nquery latency (text encode + search, k=10), ms")
-    print(f"{'points':>8} {'filter':<11} {'p50':>7} {'p99':>7}")
-    for size in (int(s) for s in args.sizes.split(",")):
-        lat = await query_latency(model, size, args.queries)
-        for name, values in lat.items():
-            print(f"{size:>8} {name:<11} {pct(values, 50):>7.1f} {pct(values, 99):>7.1f}")
+    print(f"{'engine':<13} {'points':>8} {'filter':<11} {'p50':>7} {'p99':>7}")
+    for size in (int(x) for x in args.sizes.split(",")):
+        for engine in args.engines.split(","):
+            lat = await query_latency(model, size, args.queries, engine)
+            for name, values in lat.items():
+                print(
+                    f"{engine:<13} {size:>8} {name:<11} {pct(values, 50):>7.1f} {pct(values, 99):>7.1f}"
+                )
 
 
 if __name__ == "__main__":
