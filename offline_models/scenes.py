@@ -298,3 +298,21 @@ def write_sample_folder(
         for rec in records:
             f.write(json.dumps(rec) + "\n")
     return records
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m offline_models.scenes --out sample_images --n 200 --seed 7``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="Write a folder of synthetic scenes + metadata.jsonl")
+    p.add_argument("--out", type=Path, default=Path("sample_images"))
+    p.add_argument("--n", type=int, default=200)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--format", choices=("png", "jpg"), default="png")
+    args = p.parse_args(argv)
+    recs = write_sample_folder(args.out, args.n, args.seed, args.format)
+    print(f"wrote {len(recs)} images and metadata.jsonl to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
