@@ -9,11 +9,7 @@ precision@10 >= 0.9, with size/position >= 0.5, single-object caption accuracy >
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 

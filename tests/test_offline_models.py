@@ -22,7 +22,7 @@ N_SCENES = 500
 # training, see offline_models/MODEL_CARD.md), so those tests are xfail until the
 # models are retrained; the FLOOR_* checks guard the quality they do have.
 BAR_COLOUR_SHAPE, BAR_WITH_ATTRS, BAR_CAPTIONS = 0.9, 0.5, 0.8
-FLOOR_COLOUR_SHAPE, FLOOR_WITH_ATTRS, FLOOR_CAPTIONS, FLOOR_COLOUR_ONLY = 0.25, 0.1, 0.45, 0.9
+FLOOR_COLOUR_SHAPE, FLOOR_WITH_ATTRS, FLOOR_CAPTIONS, FLOOR_COLOUR_ONLY = 0.3, 0.2, 0.4, 0.9
 _BELOW_BAR = pytest.mark.xfail(
     reason="committed offline weights are under-trained; retrain to meet the bar", strict=False
 )
