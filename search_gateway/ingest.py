@@ -204,11 +204,18 @@ class IngestPipeline:
                 index += 1
                 # Take what is already waiting (and what arrives within a few
                 # ms) without stalling an interactive client on a full batch.
+                # (get_nowait + sleep, not wait_for(get()): a timed-out
+                # wait_for can race with a completed get and drop the item.)
+                waited = False
                 while len(batch) < self.batch_size:
                     try:
-                        nxt = await asyncio.wait_for(queue.get(), 0.02)
-                    except TimeoutError:
-                        break
+                        nxt = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        if waited:
+                            break
+                        await asyncio.sleep(0.02)
+                        waited = True
+                        continue
                     if nxt is None:
                         done = True
                         break
@@ -232,6 +239,10 @@ class IngestPipeline:
         if new:
             await self._embed_and_caption(new, timeout)
         await self._store(batch)
+        for w in batch:  # every image gets exactly one answer, whatever happened
+            if w.outcome is None:
+                log.error("ingest: image %d left without an outcome", w.index)
+                w.fail("internal error (see gateway log)", "INTERNAL")
         return [w.outcome for w in batch if w.outcome is not None]
 
     # -- steps ----------------------------------------------------------------
