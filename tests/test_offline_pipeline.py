@@ -13,8 +13,9 @@ import pytest
 
 from offline_models.pipeline_eval import evaluate_pipeline
 
-# Just under what the committed weights measure through the pipeline.
-FLOORS = {"colour_shape": 0.4, "with_size_or_position": 0.25, "captions_single_object": 0.4}
+# Just under what the committed weights measure through the pipeline
+# (0.80 / 0.78 / 0.60 with these settings).
+FLOORS = {"colour_shape": 0.7, "with_size_or_position": 0.6, "captions_single_object": 0.5}
 BARS = {"colour_shape": 0.9, "with_size_or_position": 0.5, "captions_single_object": 0.8}
 
 
