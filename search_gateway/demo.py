@@ -71,8 +71,8 @@ def run_demo(args: argparse.Namespace) -> int:
         return code
     print("3/3 searching")
     for n, (text, filters) in enumerate(QUERIES):
-        shown = text + "".join(f"  [filter {f}]" for f in filters)
-        print(f"\n> imgsearch query {shown!r} -k 5")
+        shown = "".join(f" --filter {f!r}" for f in filters)
+        print(f"\n> imgsearch query {text!r} -k 5{shown}")
         extra = [arg for f in filters for arg in ("--filter", f)]
         if n == 0:
             extra += ["--html", args.html]
