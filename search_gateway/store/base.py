@@ -137,3 +137,18 @@ def iter_points(
         if page.next_offset is None:
             return
         offset = page.next_offset
+
+
+def checked_vector(vector: np.ndarray | None, spec: CollectionSpec, collection: str) -> np.ndarray:
+    """The vector as float32, or ValueError when it does not fit the collection."""
+    if vector is None:
+        raise ValueError("a point needs its CLIP vector")
+    arr = np.asarray(vector, dtype=np.float32)
+    if arr.shape != (spec.dimension,):
+        raise ValueError(
+            f"vector has shape {arr.shape}; collection {collection!r} "
+            f"holds {spec.dimension}-dimensional vectors"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("vector has non-finite values")
+    return arr

@@ -34,7 +34,7 @@ import qdrant_edge as qe
 from search_gateway import domain as d
 from search_gateway.caption_terms import document_terms, query_terms
 from search_gateway.store import qdrant_schema as schema
-from search_gateway.store.base import ScrollPage
+from search_gateway.store.base import ScrollPage, checked_vector
 from search_gateway.store.edge_filters import combine
 
 try:  # POSIX: one process per data folder, as qdrant-client local mode enforces
@@ -479,18 +479,7 @@ class EdgeStore:
             raise RuntimeError(f"store of collection {self._collection!r} is closed")
 
     def _check_vector(self, vector: np.ndarray | None) -> np.ndarray:
-        spec = self._require_open()
-        if vector is None:
-            raise ValueError("a point needs its CLIP vector")
-        arr = np.asarray(vector, dtype=np.float32)
-        if arr.shape != (spec.dimension,):
-            raise ValueError(
-                f"vector has shape {arr.shape}; collection {self._collection!r} "
-                f"holds {spec.dimension}-dimensional vectors"
-            )
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("vector has non-finite values")
-        return arr
+        return checked_vector(vector, self._require_open(), self._collection)
 
     def _edge_point(self, point: d.StoredPoint) -> qe.Point:
         vectors: dict[str, Any] = {d.DENSE_VECTOR: self._check_vector(point.vector).tolist()}

@@ -26,7 +26,7 @@ from search_gateway import domain as d
 from search_gateway.caption_terms import document_terms, query_terms
 from search_gateway.filters import combine
 from search_gateway.store import qdrant_schema as schema
-from search_gateway.store.base import ScrollPage
+from search_gateway.store.base import ScrollPage, checked_vector
 from search_gateway.store.qdrant_errors import unavailable_reason
 
 log = logging.getLogger(__name__)
@@ -421,18 +421,7 @@ class QdrantStore:
         return self.spec
 
     def _check_vector(self, vector: np.ndarray | None) -> np.ndarray:
-        spec = self._require_open()
-        if vector is None:
-            raise ValueError("a point needs its CLIP vector")
-        arr = np.asarray(vector, dtype=np.float32)
-        if arr.shape != (spec.dimension,):
-            raise ValueError(
-                f"vector has shape {arr.shape}; collection {self._collection!r} "
-                f"holds {spec.dimension}-dimensional vectors"
-            )
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("vector has non-finite values")
-        return arr
+        return checked_vector(vector, self._require_open(), self._collection)
 
     def _point_struct(self, point: d.StoredPoint) -> models.PointStruct:
         vectors: dict[str, Any] = {d.DENSE_VECTOR: self._check_vector(point.vector).tolist()}
