@@ -146,14 +146,8 @@ class CaptionBackfill:
             if caption is None:
                 report.failed[p.id] = batch.errors.get(i, "caption failed")
                 continue
-            fields = {
-                d.CAPTION: caption,
-                d.CAPTION_MODEL: batch.model,
-                d.CAPTION_PENDING: False,
-                d.CAPTIONED: True,
-            }
             try:
-                await self.store_call("set_payload", p.id, fields)
+                await self.store_call("set_caption", p.id, caption, batch.model)
             except ImgsearchError as exc:  # deleted meanwhile
                 report.failed[p.id] = str(exc)
                 continue

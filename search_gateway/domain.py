@@ -157,6 +157,11 @@ def tenant_point_id(sha256_hex: str, tenant: str | None) -> str:
     return str(uuid.uuid5(POINT_ID_NAMESPACE, f"{tenant}/{point_id_for(sha256_hex)}"))
 
 
+def caption_fields(caption: str, model: str) -> dict[str, Any]:
+    """Payload fields of a stored caption (it is no longer pending)."""
+    return {CAPTION: caption, CAPTION_MODEL: model, CAPTION_PENDING: False, CAPTIONED: True}
+
+
 def scoped(flt: Filter | None, tenant: str | None) -> Filter | None:
     """`flt` restricted to one tenant's points (unchanged when tenancy is off)."""
     if tenant is None:

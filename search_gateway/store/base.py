@@ -9,12 +9,14 @@ InvalidPointId, PointNotFound, StoreUnavailable.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from search_gateway import domain as d
 from search_gateway.domain import CollectionSpec, Filter, ScoredPoint, StoredPoint
 
 
@@ -152,3 +154,15 @@ def checked_vector(vector: np.ndarray | None, spec: CollectionSpec, collection: 
     if not np.all(np.isfinite(arr)):
         raise ValueError("vector has non-finite values")
     return arr
+
+
+def canonical_id(point_id: Any) -> str:
+    """An engine's id (UUID object or string) in the canonical string form."""
+    return str(uuid.UUID(str(point_id)))
+
+
+def unique_ids(ids: Sequence[str]) -> list[str]:
+    """Canonical ids, first occurrence kept (InvalidPointId for a malformed one)."""
+    if isinstance(ids, str):
+        raise TypeError("expected a sequence of ids, got one string")
+    return list(dict.fromkeys(d.normalize_point_id(i) for i in ids))

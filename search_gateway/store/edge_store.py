@@ -22,7 +22,6 @@ import re
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ import qdrant_edge as qe
 from search_gateway import domain as d
 from search_gateway.caption_terms import document_terms, query_terms
 from search_gateway.store import qdrant_schema as schema
-from search_gateway.store.base import ScrollPage, checked_vector
+from search_gateway.store.base import ScrollPage, canonical_id, checked_vector, unique_ids
 from search_gateway.store.edge_filters import combine
 
 try:  # POSIX: one process per data folder, as qdrant-client local mode enforces
@@ -208,7 +207,7 @@ class EdgeStore:
     # --- reads --------------------------------------------------------------
 
     def get(self, ids: Sequence[str], with_vectors: bool = False) -> list[d.StoredPoint]:
-        wanted = _unique_ids(ids)
+        wanted = unique_ids(ids)
         if not wanted:
             return []
         with self._lock:
@@ -236,7 +235,7 @@ class EdgeStore:
             )
         return ScrollPage(
             points=[_stored_point(r) for r in records],
-            next_offset=None if next_offset is None else _canonical(next_offset),
+            next_offset=None if next_offset is None else canonical_id(next_offset),
         )
 
     # --- writes -------------------------------------------------------------
@@ -270,23 +269,15 @@ class EdgeStore:
             shard.update(qe.UpdateOperation.set_payload([pid], dict(fields)))
 
     def set_caption(self, point_id: str, caption: str, model: str) -> None:
-        self.set_payload(
-            point_id,
-            {
-                d.CAPTION: caption,
-                d.CAPTION_MODEL: model,
-                d.CAPTION_PENDING: False,
-                d.CAPTIONED: True,
-            },
-        )
+        self.set_payload(point_id, d.caption_fields(caption, model))
 
     def delete_ids(self, ids: Sequence[str]) -> int:
-        wanted = _unique_ids(ids)
+        wanted = unique_ids(ids)
         if not wanted:
             return 0
         with self._lock:
             shard = self._require_shard()
-            existing = [_canonical(r.id) for r in shard.retrieve(wanted, False, False)]
+            existing = [canonical_id(r.id) for r in shard.retrieve(wanted, False, False)]
             if existing:
                 shard.update(qe.UpdateOperation.delete_points(existing))
             return len(existing)
@@ -310,10 +301,10 @@ class EdgeStore:
                         with_vector=False,
                     )
                 )
-                ids.extend(_canonical(r.id) for r in records)
+                ids.extend(canonical_id(r.id) for r in records)
                 if next_offset is None:
                     break
-                offset = _canonical(next_offset)
+                offset = canonical_id(next_offset)
             for start in range(0, len(ids), _ID_PAGE):
                 shard.update(qe.UpdateOperation.delete_points(ids[start : start + _ID_PAGE]))
             return len(ids)
@@ -452,7 +443,7 @@ class EdgeStore:
                 qe.QueryRequest(limit=offset + k + margin, offset=0, **request)
             )
         points = [
-            d.ScoredPoint(id=_canonical(h.id), score=float(h.score), payload=h.payload or {})
+            d.ScoredPoint(id=canonical_id(h.id), score=float(h.score), payload=h.payload or {})
             for h in hits
         ]
         points.sort(key=lambda p: (-p.score, p.id))
@@ -463,7 +454,7 @@ class EdgeStore:
 
     def _filter(self, filter: d.Filter | None, exclude_ids: Sequence[str] = ()) -> qe.Filter | None:
         self._require_open()
-        return combine(filter, _unique_ids(exclude_ids))
+        return combine(filter, unique_ids(exclude_ids))
 
     def _require_open(self) -> d.CollectionSpec:
         return self.spec
@@ -587,19 +578,8 @@ def _sparse(terms: Any) -> qe.SparseVector:
     return qe.SparseVector(list(terms.indices), list(terms.values))
 
 
-def _canonical(point_id: Any) -> str:
-    return str(uuid.UUID(str(point_id)))
-
-
-def _unique_ids(ids: Sequence[str]) -> list[str]:
-    """Canonical ids, first occurrence kept (InvalidPointId for a malformed one)."""
-    if isinstance(ids, str):
-        raise TypeError("expected a sequence of ids, got one string")
-    return list(dict.fromkeys(d.normalize_point_id(i) for i in ids))
-
-
 def _stored_point(record: qe.Record) -> d.StoredPoint:
     vector = None
     if isinstance(record.vector, dict) and d.DENSE_VECTOR in record.vector:
         vector = np.asarray(record.vector[d.DENSE_VECTOR], dtype=np.float32)
-    return d.StoredPoint(id=_canonical(record.id), payload=record.payload or {}, vector=vector)
+    return d.StoredPoint(id=canonical_id(record.id), payload=record.payload or {}, vector=vector)

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import threading
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from search_gateway import domain as d
 from search_gateway.caption_terms import document_terms, query_terms
 from search_gateway.filters import combine
 from search_gateway.store import qdrant_schema as schema
-from search_gateway.store.base import ScrollPage, checked_vector
+from search_gateway.store.base import ScrollPage, canonical_id, checked_vector, unique_ids
 from search_gateway.store.qdrant_errors import unavailable_reason
 
 log = logging.getLogger(__name__)
@@ -192,7 +191,7 @@ class QdrantStore:
     # --- reads --------------------------------------------------------------
 
     def get(self, ids: Sequence[str], with_vectors: bool = False) -> list[d.StoredPoint]:
-        wanted = _unique_ids(ids)
+        wanted = unique_ids(ids)
         if not wanted:
             return []
         records = self._call(
@@ -232,7 +231,7 @@ class QdrantStore:
         )
         return ScrollPage(
             points=[self._stored_point(r) for r in records],
-            next_offset=None if next_offset is None else _canonical(next_offset),
+            next_offset=None if next_offset is None else canonical_id(next_offset),
         )
 
     # --- writes -------------------------------------------------------------
@@ -255,18 +254,10 @@ class QdrantStore:
         )
 
     def set_caption(self, point_id: str, caption: str, model: str) -> None:
-        self.set_payload(
-            point_id,
-            {
-                d.CAPTION: caption,
-                d.CAPTION_MODEL: model,
-                d.CAPTION_PENDING: False,
-                d.CAPTIONED: True,
-            },
-        )
+        self.set_payload(point_id, d.caption_fields(caption, model))
 
     def delete_ids(self, ids: Sequence[str]) -> int:
-        wanted = _unique_ids(ids)
+        wanted = unique_ids(ids)
         if not wanted:
             return 0
         self._require_open()
@@ -275,7 +266,7 @@ class QdrantStore:
                 self._collection, wanted, with_payload=False, with_vectors=False
             )
         )
-        found = [_canonical(r.id) for r in existing]
+        found = [canonical_id(r.id) for r in existing]
         self._delete(found)
         return len(found)
 
@@ -314,7 +305,7 @@ class QdrantStore:
         exclude_ids: Sequence[str] = (),
     ) -> list[d.ScoredPoint]:
         query = self._check_vector(vector).tolist()
-        qfilter = combine(filter, _unique_ids(exclude_ids))
+        qfilter = combine(filter, unique_ids(exclude_ids))
         response = self._call(
             lambda: self._client.query_points(
                 self._collection,
@@ -341,7 +332,7 @@ class QdrantStore:
         terms = query_terms(text)
         if not terms:
             return []  # no word can match any caption
-        qfilter = combine(filter, _unique_ids(exclude_ids))
+        qfilter = combine(filter, unique_ids(exclude_ids))
         response = self._call(
             lambda: self._client.query_points(
                 self._collection,
@@ -365,7 +356,7 @@ class QdrantStore:
         exclude_ids: Sequence[str] = (),
     ) -> list[d.ScoredPoint]:
         dense = self._check_vector(vector).tolist()
-        qfilter = combine(filter, _unique_ids(exclude_ids))
+        qfilter = combine(filter, unique_ids(exclude_ids))
         # RRF can only rank what the prefetches return: fetch a few times the page
         # so items ranked moderately in both lists still surface.
         depth = min(1000, max(50, 3 * (k + offset)))
@@ -478,30 +469,21 @@ class QdrantStore:
                 with_vectors=False,
             )
         )
-        ids = [_canonical(r.id) for r in records]
-        return ids, None if next_offset is None else _canonical(next_offset)
+        ids = [canonical_id(r.id) for r in records]
+        return ids, None if next_offset is None else canonical_id(next_offset)
 
     def _stored_point(self, record: models.Record) -> d.StoredPoint:
         vector = None
         if isinstance(record.vector, dict) and d.DENSE_VECTOR in record.vector:
             vector = np.asarray(record.vector[d.DENSE_VECTOR], dtype=np.float32)
-        return d.StoredPoint(id=_canonical(record.id), payload=record.payload or {}, vector=vector)
-
-
-def _canonical(point_id: Any) -> str:
-    return str(uuid.UUID(str(point_id)))
-
-
-def _unique_ids(ids: Sequence[str]) -> list[str]:
-    """Canonical ids, first occurrence kept (InvalidPointId for a malformed one)."""
-    if isinstance(ids, str):
-        raise TypeError("expected a sequence of ids, got one string")
-    return list(dict.fromkeys(d.normalize_point_id(i) for i in ids))
+        return d.StoredPoint(
+            id=canonical_id(record.id), payload=record.payload or {}, vector=vector
+        )
 
 
 def _scored(point: models.ScoredPoint) -> d.ScoredPoint:
     return d.ScoredPoint(
-        id=_canonical(point.id), score=float(point.score), payload=point.payload or {}
+        id=canonical_id(point.id), score=float(point.score), payload=point.payload or {}
     )
 
 
