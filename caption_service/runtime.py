@@ -1,19 +1,16 @@
 """CaptionRuntime: the served BLIP model, its decode pool and dynamic batcher.
 
 Plain Python in, plain Python out: the gRPC servicer converts protobuf at the
-edge and calls this. Images are decoded in a thread pool (never on the event
-loop), concurrently with generation; bad images are dropped before batching,
-so they never spoil another request's batch. The batch key is the request's
+edge and calls this. Decode pool, readiness and request checks come from
+BatchedModelRuntime; bad images are dropped before batching, so they never
+spoil another request's batch. The batch key is the request's
 CaptionOptions: generate() takes one prompt, length and beam width per call.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 from collections.abc import Hashable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -25,10 +22,9 @@ from caption_service.model import (
     BlipCaptioner,
     CaptionOptions,
 )
-from imgsearch.errors import InvalidInput, NotReady, TooLarge
-from imgsearch.serving.batching import DynamicBatcher
 from imgsearch.serving.decoding import decode_all
 from imgsearch.serving.metrics import ServiceMetrics
+from imgsearch.serving.model_runtime import BatchedModelRuntime
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +47,11 @@ class CaptionResult:
     errors: list[tuple[int, str]]  # (index, reason), sorted by index
 
 
-class CaptionRuntime:
+class CaptionRuntime(BatchedModelRuntime):
     """Serves one BlipCaptioner with dynamic batching keyed by options."""
+
+    model: BlipCaptioner
+    limits: Limits
 
     def __init__(
         self,
@@ -61,46 +60,14 @@ class CaptionRuntime:
         metrics: ServiceMetrics | None = None,
         decode_workers: int = 0,
     ) -> None:
-        self.model = model
-        self.limits = limits
-        self.metrics = metrics or ServiceMetrics.create("captioner")
-        workers = decode_workers or (os.cpu_count() or 2)
-        self._decode_pool = ThreadPoolExecutor(workers, thread_name_prefix="decode")
-        self.ready = False
-        self._images = DynamicBatcher[torch.Tensor, str](
-            self._run_batch,
-            max_batch_size=limits.max_batch_size,
-            max_wait_s=limits.max_wait_s,
-            max_queue=limits.max_queue,
-            name="caption",
-            on_batch=self.metrics.batch_observer("image"),
-            on_queue_depth=self.metrics.depth_observer("image"),
+        super().__init__(
+            model, limits, metrics or ServiceMetrics.create("captioner"), decode_workers
         )
+        self._images = self._batcher(self._run_batch, "caption", "image")
 
     def _run_batch(self, items: list[torch.Tensor], key: Hashable) -> list[str]:
         assert isinstance(key, CaptionOptions)
         return self.model.caption_batch(items, key)
-
-    async def start(self) -> None:
-        """Loads and warms the model off the event loop, then accepts work."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.model.load)
-        await loop.run_in_executor(None, self.model.warmup)
-        self._images.start()
-        self.ready = True
-
-    async def close(self) -> None:
-        self.ready = False
-        await self._images.close()
-        self._decode_pool.shutdown(wait=False, cancel_futures=True)
-
-    @property
-    def items_served(self) -> int:
-        return self._images.stats.items
-
-    @property
-    def model_batches(self) -> int:
-        return self._images.stats.batches
 
     def options(self, max_new_tokens: int, num_beams: int, prefix: str) -> CaptionOptions:
         """Wire values (0 = server default) to checked options; InvalidInput if out of range."""
@@ -114,21 +81,11 @@ class CaptionRuntime:
             max_beams=limits.max_beams,
         )
 
-    def _check(self, n: int) -> None:
-        if not self.ready:
-            raise NotReady("model is loading; retry shortly")
-        if n == 0:
-            raise InvalidInput("empty batch: no images given")
-        if n > self.limits.max_items_per_request:
-            raise TooLarge(
-                f"{n} images in one request; the limit is {self.limits.max_items_per_request}"
-            )
-
     async def caption_images(
         self, images: Sequence[bytes], options: CaptionOptions, partial: bool
     ) -> CaptionResult:
         """Captions per image; with `partial`, bad images are reported instead of raised."""
-        self._check(len(images))
+        self._check_request(len(images), "images")
         self.model.check_options(options)
         decoded = await decode_all(self._decode_pool, self.model.preprocess_image, images)
         if not partial:

@@ -1,28 +1,24 @@
-"""EmbedderRuntime: the served model, its decode pool and dynamic batchers.
+"""EmbedderRuntime: the served CLIP model behind an image and a text batcher.
 
 Plain Python in, plain Python out: the gRPC servicer converts protobuf at the
-edge and calls this. Images are decoded in a thread pool (never on the event
-loop), concurrently with inference; bad images are dropped before batching, so
-they never spoil another request's batch.
+edge and calls this. Decode pool, readiness and request checks come from
+BatchedModelRuntime; bad images are dropped before batching, so they never
+spoil another request's batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from embedder_service.model import ClipEmbedder
-from imgsearch.errors import InvalidInput, NotReady, TooLarge
-from imgsearch.serving.batching import DynamicBatcher
 from imgsearch.serving.decoding import decode_all
 from imgsearch.serving.metrics import ServiceMetrics
+from imgsearch.serving.model_runtime import BatchedModelRuntime
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +38,10 @@ class ImageResult:
     errors: list[tuple[int, str]]
 
 
-class EmbedderRuntime:
-    """Serves one ClipEmbedder with dynamic batching."""
+class EmbedderRuntime(BatchedModelRuntime):
+    """Serves one ClipEmbedder with dynamic batching (one batcher per tower)."""
+
+    model: ClipEmbedder
 
     def __init__(
         self,
@@ -52,67 +50,19 @@ class EmbedderRuntime:
         metrics: ServiceMetrics | None = None,
         decode_workers: int = 0,
     ) -> None:
-        self.model = model
-        self.limits = limits
-        self.metrics = metrics or ServiceMetrics.create("embedder")
-        workers = decode_workers or (os.cpu_count() or 2)
-        self._decode_pool = ThreadPoolExecutor(workers, thread_name_prefix="decode")
-        self.ready = False
-        self._images = DynamicBatcher[torch.Tensor, np.ndarray](
-            lambda items, _key: list(model.encode_image_batch(items)),
-            max_batch_size=limits.max_batch_size,
-            max_wait_s=limits.max_wait_s,
-            max_queue=limits.max_queue,
-            name="image",
-            on_batch=self.metrics.batch_observer("image"),
-            on_queue_depth=self.metrics.depth_observer("image"),
+        super().__init__(
+            model, limits, metrics or ServiceMetrics.create("embedder"), decode_workers
         )
-        self._texts = DynamicBatcher[torch.Tensor, np.ndarray](
-            lambda items, _key: list(model.encode_text_batch(items)),
-            max_batch_size=limits.max_batch_size,
-            max_wait_s=limits.max_wait_s,
-            max_queue=limits.max_queue,
-            name="text",
-            on_batch=self.metrics.batch_observer("text"),
-            on_queue_depth=self.metrics.depth_observer("text"),
+        self._images = self._batcher(
+            lambda items, _key: list(model.encode_image_batch(items)), "image", "image"
         )
-
-    async def start(self) -> None:
-        """Loads and warms the model off the event loop, then accepts work."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.model.load)
-        await loop.run_in_executor(None, self.model.warmup)
-        self._images.start()
-        self._texts.start()
-        self.ready = True
-
-    async def close(self) -> None:
-        self.ready = False
-        await self._images.close()
-        await self._texts.close()
-        self._decode_pool.shutdown(wait=False, cancel_futures=True)
-
-    @property
-    def items_served(self) -> int:
-        return self._images.stats.items + self._texts.stats.items
-
-    @property
-    def model_batches(self) -> int:
-        return self._images.stats.batches + self._texts.stats.batches
-
-    def _check(self, n: int, what: str) -> None:
-        if not self.ready:
-            raise NotReady("model is loading; retry shortly")
-        if n == 0:
-            raise InvalidInput(f"empty batch: no {what} given")
-        if n > self.limits.max_items_per_request:
-            raise TooLarge(
-                f"{n} {what} in one request; the limit is {self.limits.max_items_per_request}"
-            )
+        self._texts = self._batcher(
+            lambda items, _key: list(model.encode_text_batch(items)), "text", "text"
+        )
 
     async def embed_images(self, images: Sequence[bytes], partial: bool) -> ImageResult:
         """Vectors per image; with `partial`, bad images are reported instead of raised."""
-        self._check(len(images), "images")
+        self._check_request(len(images), "images")
         decoded = await decode_all(self._decode_pool, self.model.preprocess_image, images)
         if not partial:
             decoded.raise_first_error()
@@ -126,7 +76,7 @@ class EmbedderRuntime:
 
     async def embed_texts(self, texts: Sequence[str]) -> tuple[list[np.ndarray], list[bool]]:
         """Vectors and truncation flags per text."""
-        self._check(len(texts), "texts")
+        self._check_request(len(texts), "texts")
         loop = asyncio.get_running_loop()
         tokens, truncated = await loop.run_in_executor(
             self._decode_pool, self.model.tokenize, list(texts)

@@ -6,6 +6,8 @@ Inputs follow BLIP's conventions: the decoder starts from ``bos_token_id`` ([DEC
 which ``generate`` also uses) and stops at ``sep_token_id`` ([SEP]).
 
     python -m offline_models.train_blip --out offline_models/weights/blip --steps 2000 --seed 2
+
+Continue from a checkpoint with ``--init <copy of weights/blip>`` (new seed, lower lr).
 """
 
 from __future__ import annotations
@@ -107,6 +109,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=40.0,
         help="cosine schedule also ends by this wall time",
     )
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="continue from a saved model directory (e.g. a copy of weights/blip) "
+        "instead of random weights; --hidden and the layer counts are then ignored",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--log-every", type=int, default=25)
     args = p.parse_args(argv)
@@ -119,7 +128,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     vocab.save_tokenizer(tok_dir)
     processor = build_processor(tok_dir)
     tokenizer = processor.tokenizer
-    model = build_model(len(tokenizer), args.hidden, args.vision_layers, args.text_layers)
+    if args.init is not None:
+        from transformers import BlipForConditionalGeneration
+
+        model = BlipForConditionalGeneration.from_pretrained(str(args.init))
+        if model.config.text_config.vocab_size != len(tokenizer):
+            raise SystemExit(
+                f"--init {args.init} has vocab {model.config.text_config.vocab_size}, "
+                f"the generator's tokenizer has {len(tokenizer)}"
+            )
+    else:
+        model = build_model(len(tokenizer), args.hidden, args.vision_layers, args.text_layers)
     n_params = sum(q.numel() for q in model.parameters())
     print(f"BLIP: {n_params / 1e6:.2f}M params", flush=True)
     bos = model.config.text_config.bos_token_id
