@@ -153,19 +153,22 @@ async def main() -> None:
     )
     ap.add_argument(
         "--runtimes",
-        default="eager,auto",
-        help="embedder runtimes to compare for ingest (the last one runs the queries)",
+        default="eager/full,eager,auto",
+        help="embedder runtimes to compare for ingest, '/full' = no JPEG draft decode; "
+        "the first is the baseline, the last one runs the queries",
     )
     args = ap.parse_args()
 
     models = {}
-    for runtime in args.runtimes.split(","):
-        m = ClipEmbedder(args.model, args.pretrained, runtime=runtime)
+    for label in args.runtimes.split(","):
+        runtime, _, decode = label.partition("/")
+        m = ClipEmbedder(args.model, args.pretrained, runtime=runtime, draft_decode=decode != "full")
         m.warmup()
-        models[runtime] = m
-        print(f"runtime {runtime}: {m.info.model} on {m.info.device} {m.info.precision}")
+        models[label] = m
+        print(f"{label}: {m.info.model} on {m.info.device} {m.info.precision}, "
+              f"{'full' if decode == 'full' else 'draft'} JPEG decode")  # fmt: skip
     print("\ningest (decode + embed + upsert, embedded, captions off)")
-    print(f"{'runtime':<8} {'JPEG':<10} {'decode ms':>9} {'model ms':>9} {'ideal/s':>8} "
+    print(f"{'runtime':<13} {'JPEG':<10} {'decode ms':>9} {'model ms':>9} {'ideal/s':>8} "
           f"{'got/s':>7} {'ratio':>6}")  # fmt: skip
     rates: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,12 +185,12 @@ async def main() -> None:
                 ideal = 1.0 / (decode + infer)
                 got = await ingest_rate(m, files, args.batch, args.engines.split(",")[0])
                 rates[(runtime, f"{w}x{h}")] = got
-                print(f"{runtime:<8} {w}x{h:<5} {decode * 1000:>9.1f} {infer * 1000:>9.1f} "
+                print(f"{runtime:<13} {w}x{h:<5} {decode * 1000:>9.1f} {infer * 1000:>9.1f} "
                       f"{ideal:>8.1f} {got:>7.1f} {got / ideal:>6.2f}")  # fmt: skip
     names = list(models)
-    if len(names) > 1:
-        for size in ("1920x1080", "4000x3000"):
-            print(f"{size}: {names[-1]} ingests {rates[(names[-1], size)] / rates[(names[0], size)]:.2f}x "
+    for size in ("1920x1080", "4000x3000"):
+        for name in names[1:]:
+            print(f"{size}: {name} ingests {rates[(name, size)] / rates[(names[0], size)]:.2f}x "
                   f"the images/s of {names[0]}")  # fmt: skip
     model = models[names[-1]]
 

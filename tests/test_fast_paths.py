@@ -206,3 +206,30 @@ def test_captioner_bf16_runtime_captions(tmp_path: Path) -> None:
     result = model.caption_images(images)
     assert model.info.precision == "bfloat16"
     assert not result.errors and all(result.captions)
+
+
+def _photo_like_jpeg(seed: int, width: int = 1600, height: int = 1200) -> bytes:
+    """Smooth gradients plus blocky noise: what a camera JPEG looks like to a DCT."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack(
+        [127 + 100 * np.sin(x / (41 + seed) + c) * np.cos(y / (29 + 2 * seed) - c) for c in (0, 1.3, 2.6)],
+        axis=-1,
+    )
+    noise = rng.normal(0, 10, (height // 8, width // 8, 3)).repeat(8, 0).repeat(8, 1)
+    return encode_image(Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)), quality=90)
+
+
+def test_draft_decode_passes_accuracy_gate(small_clip: tuple[Path, Path]) -> None:
+    """JPEG draft decoding (DCT-scaled, then the usual resize) keeps vectors at
+    cosine >= 0.99 of the full-resolution decode on camera-size JPEGs."""
+    config, checkpoint = small_clip
+    images = [_photo_like_jpeg(i) for i in range(6)]
+    full = ClipEmbedder(str(config), str(checkpoint), runtime=EAGER, draft_decode=False)
+    draft = ClipEmbedder(str(config), str(checkpoint), runtime=EAGER)
+    a = np.stack(full.embed_images(images).vectors)  # type: ignore[arg-type]
+    b = np.stack(draft.embed_images(images).vectors)  # type: ignore[arg-type]
+    cos = np.sum(a * b, axis=1)
+    assert cos.min() >= 0.99, cos
+    # the two decodes really differ (draft is on by default and took effect)
+    assert not np.allclose(a, b, atol=1e-6)
