@@ -18,14 +18,10 @@ import torch
 from offline_models import inference, quality, registry, scenes
 
 N_SCENES = 500
-# The project's quality bars. The committed weights do not reach them yet (CPU-starved
-# training, see offline_models/MODEL_CARD.md), so those tests are xfail until the
-# models are retrained; the FLOOR_* checks guard the quality they do have.
+# The project's quality bars (issue 4). The committed weights measure 0.92 / 0.79 /
+# 0.99 on these held-out scenes (offline_models/MODEL_CARD.md).
 BAR_COLOUR_SHAPE, BAR_WITH_ATTRS, BAR_CAPTIONS = 0.9, 0.5, 0.8
-FLOOR_COLOUR_SHAPE, FLOOR_WITH_ATTRS, FLOOR_CAPTIONS, FLOOR_COLOUR_ONLY = 0.3, 0.2, 0.4, 0.9
-_BELOW_BAR = pytest.mark.xfail(
-    reason="committed offline weights are under-trained; retrain to meet the bar", strict=False
-)
+FLOOR_COLOUR_ONLY = 0.9
 
 
 @pytest.fixture(scope="module")
@@ -66,20 +62,12 @@ def test_preprocess_matches_training_resolution(clip: inference.OfflineClip) -> 
     assert x.shape == (3, scenes.IMAGE_SIZE, scenes.IMAGE_SIZE)
 
 
-@_BELOW_BAR
 def test_clip_colour_shape_precision_bar(clip_results: dict) -> None:
     assert clip_results["colour_shape"]["precision"] >= BAR_COLOUR_SHAPE
 
 
-@_BELOW_BAR
 def test_clip_size_position_precision_bar(clip_results: dict) -> None:
     assert clip_results["with_size_or_position"]["precision"] >= BAR_WITH_ATTRS
-
-
-def test_clip_precision_floor(clip_results: dict) -> None:
-    """Far above chance (about 0.05 for colour+shape): the weights are the trained ones."""
-    assert clip_results["colour_shape"]["precision"] >= FLOOR_COLOUR_SHAPE
-    assert clip_results["with_size_or_position"]["precision"] >= FLOOR_WITH_ATTRS
 
 
 def test_clip_retrieves_the_named_colour(clip: inference.OfflineClip) -> None:
@@ -105,13 +93,8 @@ def caption_results(blip: inference.OfflineBlip) -> dict:
     return inference.evaluate_blip(blip, 150, n_objects=1)
 
 
-@_BELOW_BAR
 def test_blip_captions_single_object_bar(caption_results: dict) -> None:
     assert caption_results["accuracy"] >= BAR_CAPTIONS, caption_results["examples"]
-
-
-def test_blip_captions_floor(caption_results: dict) -> None:
-    assert caption_results["accuracy"] >= FLOOR_CAPTIONS, caption_results["examples"]
 
 
 def test_blip_processor_and_generate_contract(blip: inference.OfflineBlip) -> None:
