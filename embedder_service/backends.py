@@ -12,14 +12,16 @@ Why these runtimes (measurements in docs/fast-paths.md):
 * ``eager``: the reference. float32 on CPU, float16 on CUDA (or the
   ``precision`` setting when one is given).
 * ``bf16``: weights cast to bfloat16, eager. On CPUs with native bf16
-  (AVX512-BF16, AMX) matmuls run about 4x the float32 peak. The weights are
-  cast rather than autocast: open_clip under bf16 autocast takes a slow
-  attention path.
+  (AVX512-BF16, AMX) matmuls run 2-4x the float32 rate (2.3x on the 2-core
+  EPYC we measure on, where ViT-B-32 then runs at 88 % of the bf16 matmul
+  rate). The weights are cast rather than autocast: open_clip under bf16
+  autocast takes a slow attention path.
 * ``bf16-compile``: bf16 weights plus ``torch.compile(dynamic=True)`` with
   inductor freezing (weights folded into the graph, oneDNN-packed) for the
-  image tower; the text tower runs bf16 eager. The
-  fastest path on this CPU class, but compiling ViT-B-32 takes minutes on a
-  small CPU, so it is opt-in; dynamic shapes make one compile cover every
+  image tower; the text tower runs bf16 eager. It fuses the non-matmul work;
+  where the matmuls dominate (ViT-B-32 on AVX512-BF16) it measures the same
+  as ``bf16`` while compiling takes 40-100 s, so it is opt-in; dynamic
+  shapes make one compile cover every
   batch size >= 2 (batch 1 is specialised and compiled separately, both in
   warm-up, before health says SERVING).
 
@@ -186,8 +188,8 @@ def choose_runtime(device: str, precision: str = AUTO) -> str:
     """What "auto" means on `device`.
 
     An explicit precision keeps the eager path in that dtype. Otherwise:
-    bfloat16 eager on CPUs with native bf16 (3-4x float32 with no start-up
-    cost; compiling is opt-in because it takes minutes on small CPUs),
+    bfloat16 eager on CPUs with native bf16 (2x float32 on our EPYC, no
+    start-up cost; compiling is opt-in: no faster there, 40-100 s to start),
     float32 eager on other CPUs, float16 eager on CUDA.
     """
     if precision != AUTO or device.startswith("cuda"):
