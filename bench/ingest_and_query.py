@@ -144,7 +144,9 @@ async def main() -> None:
     ap.add_argument("--pretrained", default="", help="'' = random weights (no download)")
     ap.add_argument("--images", type=int, default=48, help="JPEGs per camera size")
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--sizes", default="10000,100000", help="collection sizes for query latency")
+    ap.add_argument(
+        "--sizes", default="10000,100000", help="collection sizes for query latency ('' = skip)"
+    )
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument(
         "--engines",
@@ -162,7 +164,9 @@ async def main() -> None:
     models = {}
     for label in args.runtimes.split(","):
         runtime, _, decode = label.partition("/")
-        m = ClipEmbedder(args.model, args.pretrained, runtime=runtime, draft_decode=decode != "full")
+        m = ClipEmbedder(
+            args.model, args.pretrained, runtime=runtime, draft_decode=decode != "full"
+        )
         m.warmup()
         models[label] = m
         print(f"{label}: {m.info.model} on {m.info.device} {m.info.precision}, "
@@ -196,7 +200,7 @@ async def main() -> None:
 
     print("\nquery latency (text encode + search, k=10), ms")
     print(f"{'engine':<13} {'points':>8} {'filter':<11} {'p50':>7} {'p99':>7}")
-    for size in (int(x) for x in args.sizes.split(",")):
+    for size in (int(x) for x in args.sizes.split(",") if x):
         for engine in args.engines.split(","):
             lat = await query_latency(model, size, args.queries, engine)
             for name, values in lat.items():
