@@ -42,6 +42,7 @@ class EmbedderRuntime(BatchedModelRuntime):
     """Serves one ClipEmbedder with dynamic batching (one batcher per tower)."""
 
     model: ClipEmbedder
+    limits: Limits
 
     def __init__(
         self,

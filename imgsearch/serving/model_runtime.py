@@ -31,12 +31,19 @@ class LoadableModel(Protocol):
 
 
 class BatchLimits(Protocol):
-    """The limit fields the base reads (each service's Limits dataclass has them)."""
+    """The limit fields the base reads (each service's frozen Limits dataclass has them)."""
 
-    max_batch_size: int
-    max_wait_s: float
-    max_queue: int
-    max_items_per_request: int
+    @property
+    def max_batch_size(self) -> int: ...
+
+    @property
+    def max_wait_s(self) -> float: ...
+
+    @property
+    def max_queue(self) -> int: ...
+
+    @property
+    def max_items_per_request(self) -> int: ...
 
 
 class BatchedModelRuntime:
