@@ -160,6 +160,8 @@ async def main() -> None:
         "the first is the baseline, the last one runs the queries",
     )
     args = ap.parse_args()
+    engines = args.engines.split(",")
+    sizes = [int(x) for x in args.sizes.split(",") if x]
 
     models = {}
     for label in args.runtimes.split(","):
@@ -187,7 +189,7 @@ async def main() -> None:
             for runtime, m in models.items():
                 decode, infer = per_image_costs(m, files, args.batch)
                 ideal = 1.0 / (decode + infer)
-                got = await ingest_rate(m, files, args.batch, args.engines.split(",")[0])
+                got = await ingest_rate(m, files, args.batch, engines[0])
                 rates[(runtime, f"{w}x{h}")] = got
                 print(f"{runtime:<13} {w}x{h:<5} {decode * 1000:>9.1f} {infer * 1000:>9.1f} "
                       f"{ideal:>8.1f} {got:>7.1f} {got / ideal:>6.2f}")  # fmt: skip
@@ -200,8 +202,8 @@ async def main() -> None:
 
     print("\nquery latency (text encode + search, k=10), ms")
     print(f"{'engine':<13} {'points':>8} {'filter':<11} {'p50':>7} {'p99':>7}")
-    for size in (int(x) for x in args.sizes.split(",") if x):
-        for engine in args.engines.split(","):
+    for size in sizes:
+        for engine in engines:
             lat = await query_latency(model, size, args.queries, engine)
             for name, values in lat.items():
                 print(

@@ -466,13 +466,12 @@ class IngestPipeline:
                 d.HEIGHT: w.header.height,
                 d.FORMAT: w.header.format,
                 d.INGESTED_AT: now,
-                d.CAPTION_PENDING: w.caption_pending,
             }
         )
         if w.caption is not None:
-            payload[d.CAPTION] = w.caption
-            payload[d.CAPTION_MODEL] = w.caption_model
-        payload[d.CAPTIONED] = w.caption is not None
+            payload.update(d.caption_fields(w.caption, w.caption_model))
+        else:
+            payload.update({d.CAPTION_PENDING: w.caption_pending, d.CAPTIONED: False})
         if w.duplicate_of:
             payload[d.DUPLICATE_OF] = w.duplicate_of
         if w.tenant is not None:
