@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 
+from caption_service.matching import BlipMatcher
 from caption_service.model import BlipCaptioner
 from caption_service.runtime import CaptionRuntime, Limits
+from caption_service.score_runtime import ScoreLimits, ScoreRuntime
 from caption_service.servicer import CaptionerServicer
 from caption_service.settings import CaptionerSettings
 from imgsearch.serving.metrics import ServiceMetrics
@@ -33,6 +35,31 @@ def build_model(settings: CaptionerSettings) -> BlipCaptioner:
     )
 
 
+def build_matcher(settings: CaptionerSettings) -> BlipMatcher | None:
+    """The image-text matcher behind Score, or None when `score_model` is unset."""
+    if not settings.score_model:
+        return None
+    return BlipMatcher(
+        settings.score_model,
+        device=settings.device,
+        precision=settings.precision,
+        cache_dir=settings.cache_dir,
+        max_image_pixels=settings.max_image_pixels,
+        max_text_chars=settings.max_score_text_chars,
+    )
+
+
+def score_limits_from(settings: CaptionerSettings) -> ScoreLimits:
+    return ScoreLimits(
+        max_batch_size=settings.score_max_batch_size,
+        max_wait_s=settings.max_wait_ms / 1000.0,
+        max_queue=settings.max_queue,
+        max_items_per_request=settings.max_score_images_per_request,
+        max_request_bytes=settings.max_request_bytes,
+        max_text_chars=settings.max_score_text_chars,
+    )
+
+
 def limits_from(settings: CaptionerSettings) -> Limits:
     return Limits(
         max_batch_size=settings.max_batch_size,
@@ -47,13 +74,25 @@ def limits_from(settings: CaptionerSettings) -> Limits:
 
 
 async def start_caption_server(
-    settings: CaptionerSettings, model: BlipCaptioner | None = None
+    settings: CaptionerSettings,
+    model: BlipCaptioner | None = None,
+    matcher: BlipMatcher | None = None,
 ) -> CaptionServer:
-    """Starts listening at once (health NOT_SERVING) and loads the model in the
-    background; health turns SERVING when it is loaded and warmed up."""
+    """Starts listening at once (health NOT_SERVING) and loads the model(s) in the
+    background; health turns SERVING when they are loaded and warmed up."""
     metrics = ServiceMetrics.create("captioner")
+    matcher = matcher or build_matcher(settings)
+    scorer = (
+        ScoreRuntime(matcher, score_limits_from(settings), metrics, settings.decode_workers)
+        if matcher is not None
+        else None
+    )
     runtime = CaptionRuntime(
-        model or build_model(settings), limits_from(settings), metrics, settings.decode_workers
+        model or build_model(settings),
+        limits_from(settings),
+        metrics,
+        settings.decode_workers,
+        scorer,
     )
     servicer = CaptionerServicer(runtime, settings.max_image_pixels)
     binding = ServiceBinding(

@@ -12,7 +12,8 @@ import grpc
 from imgsearch.serving.auth import bearer
 from imgsearch.serving.security import channel_credentials
 from search_gateway.core import CoreLimits, GatewayCore
-from search_gateway.model_clients.base import Captioner, Embedder
+from search_gateway.model_clients.base import Captioner, Embedder, Scorer
+from search_gateway.rerank import Reranker
 from search_gateway.settings import GatewaySettings
 from search_gateway.store.base import VectorStore
 
@@ -72,6 +73,42 @@ def build_captioner(s: GatewaySettings) -> Captioner:
     )
 
 
+def build_scorer(s: GatewaySettings) -> Scorer | None:
+    """The re-rank scorer: the captioner service's Score RPC (or a dedicated
+    address), else an in-process matcher when `score_model` is set, else none."""
+    address = s.scorer_address or s.captioner_address
+    if address:
+        from search_gateway.model_clients.remote import RemoteScorer
+
+        return RemoteScorer(
+            address,
+            timeout_s=s.rerank_timeout_s,
+            credentials=_model_credentials(s),
+            metadata=bearer(s.models_api_key),
+        )
+    if not s.score_model:
+        return None
+    from caption_service.matching import BlipMatcher
+    from search_gateway.model_clients.local import LocalScorer
+
+    # Loaded lazily on the first re-ranked search.
+    return LocalScorer(
+        BlipMatcher(s.score_model, device=s.device, max_image_pixels=s.max_image_pixels)
+    )
+
+
+def build_reranker(s: GatewaySettings, core: GatewayCore) -> Reranker:
+    """Scores the collection's thumbnails (original files under the read roots as fallback)."""
+    from search_gateway.thumbnails import ThumbnailStore
+
+    return Reranker(
+        build_scorer(s),
+        ThumbnailStore.under(s.data_dir, s.collection),
+        read_original=core.ingest_pipeline.paths.read,
+        max_seconds=s.rerank_timeout_s,
+    )
+
+
 def build_store(s: GatewaySettings) -> VectorStore:
     from search_gateway.store.qdrant_store import QdrantStore
 
@@ -123,5 +160,6 @@ async def build_core(
         spool_dir=Path(s.data_dir).expanduser() / "caption_spool" / s.collection,
         store_threads=4 if s.qdrant_url else 1,
     )
+    core.reranker = build_reranker(s, core)
     await core.open()
     return core

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from search_gateway.captions import BackfillReport, CaptionBackfill, CaptionSpoo
 from search_gateway.ingest import IngestItem, IngestOutcome, IngestPipeline, PathPolicy
 from search_gateway.model_clients.base import Captioner, Embedder
 from search_gateway.store.base import VectorStore
+
+if TYPE_CHECKING:
+    from search_gateway.rerank import Reranker
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ class Hit:
     uri: str
     caption: str
     payload: dict[str, Any] = field(default_factory=dict)
+    # P(query matches thumbnail) when the search was re-ranked (score stays the vector score).
+    rerank_score: float | None = None
 
     @classmethod
     def from_point(cls, point_id: str, score: float, payload: dict[str, Any]) -> Hit:
@@ -93,6 +98,9 @@ class CoreLimits:
 
 
 class GatewayCore:
+    # Set by assemble.build_core when a scorer is configured (search_gateway/rerank.py).
+    reranker: Reranker | None = None
+
     def __init__(
         self,
         embedder: Embedder,
@@ -166,6 +174,8 @@ class GatewayCore:
         await self.embedder.close()
         if self.captioner is not None:
             await self.captioner.close()
+        if self.reranker is not None:
+            await self.reranker.close()
         await asyncio.get_running_loop().run_in_executor(self._store_pool, self.store.close)
         self._store_pool.shutdown(wait=True)
 

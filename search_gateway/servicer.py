@@ -10,7 +10,7 @@ from grpc import aio
 from imgsearch.errors import InvalidInput
 from imgsearch.serving.auth import current_tenant
 from imgsearch.v1 import gateway_pb2, gateway_pb2_grpc
-from search_gateway import convert
+from search_gateway import convert, rerank
 from search_gateway.core import GatewayCore, Hit, SearchQuery
 from search_gateway.ingest import IngestItem, IngestOutcome, IngestStatus
 
@@ -35,6 +35,7 @@ def hit_to_proto(hit: Hit) -> gateway_pb2.Hit:
         uri=hit.uri,
         caption=hit.caption,
         payload=convert.payload_to_proto(hit.payload),
+        rerank_score=hit.rerank_score,
     )
 
 
@@ -107,9 +108,23 @@ class GatewayServicer(gateway_pb2_grpc.SearchGatewayServicer):
     async def Search(
         self, request: gateway_pb2.SearchRequest, context: aio.ServicerContext
     ) -> gateway_pb2.SearchResponse:
-        hits = await self.core.search(
-            query_from_proto(request), context.time_remaining(), current_tenant()
-        )
+        query = query_from_proto(request)
+        if request.rerank.enabled:
+            result = await rerank.search(
+                self.core,
+                query,
+                rerank.RerankOptions(request.rerank.candidates, request.rerank.strict),
+                context.time_remaining(),
+                current_tenant(),
+            )
+            return gateway_pb2.SearchResponse(
+                hits=[hit_to_proto(h) for h in result.hits],
+                model=self.core.model_name,
+                reranked=result.reranked,
+                rerank_model=result.model,
+                rerank_note=result.note,
+            )
+        hits = await self.core.search(query, context.time_remaining(), current_tenant())
         return gateway_pb2.SearchResponse(
             hits=[hit_to_proto(h) for h in hits], model=self.core.model_name
         )

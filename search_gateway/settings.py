@@ -40,6 +40,20 @@ class GatewaySettings(BaseSettings, ServerSecurity):
     )
     embedder_address: str | None = Field(None, description="host:port of the embedder service")
     captioner_address: str | None = Field(None, description="host:port of the captioner service")
+    scorer_address: str | None = Field(
+        None,
+        description="host:port of a captioner serving Score (re-ranking); default: "
+        "captioner_address (a captioner without a matching model = no re-ranking)",
+    )
+    score_model: str = Field(
+        "",
+        description="in-process image-text matching model for re-ranking when no "
+        "scorer/captioner address is set (offline-tiny, Salesforce/blip-itm-base-coco); "
+        "empty: none",
+    )
+    rerank_timeout_s: float = Field(
+        10.0, gt=0, description="longest a re-rank may take within a search's deadline"
+    )
     model: str = Field("ViT-B-32", description="CLIP model when embedding in-process")
     pretrained: str = Field("laion2b_s34b_b79k", description="CLIP weights (tag or file)")
     caption_model: str = Field(

@@ -181,7 +181,7 @@ class TextMatch(_message.Message):
     def __init__(self, key: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("text", "image", "point_id", "k", "offset", "score_threshold", "filter", "mode")
+    __slots__ = ("text", "image", "point_id", "k", "offset", "score_threshold", "filter", "mode", "rerank")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     POINT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -190,6 +190,7 @@ class SearchRequest(_message.Message):
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    RERANK_FIELD_NUMBER: _ClassVar[int]
     text: str
     image: bytes
     point_id: str
@@ -198,10 +199,21 @@ class SearchRequest(_message.Message):
     score_threshold: float
     filter: Filter
     mode: SearchMode
-    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., point_id: _Optional[str] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., score_threshold: _Optional[float] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ...) -> None: ...
+    rerank: RerankOptions
+    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., point_id: _Optional[str] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., score_threshold: _Optional[float] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., rerank: _Optional[_Union[RerankOptions, _Mapping]] = ...) -> None: ...
+
+class RerankOptions(_message.Message):
+    __slots__ = ("enabled", "candidates", "strict")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    candidates: int
+    strict: bool
+    def __init__(self, enabled: _Optional[bool] = ..., candidates: _Optional[int] = ..., strict: _Optional[bool] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("id", "score", "uri", "caption", "payload")
+    __slots__ = ("id", "score", "uri", "caption", "payload", "rerank_score")
     class PayloadEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -214,20 +226,28 @@ class Hit(_message.Message):
     URI_FIELD_NUMBER: _ClassVar[int]
     CAPTION_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    RERANK_SCORE_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
     uri: str
     caption: str
     payload: _containers.MessageMap[str, _common_pb2.Value]
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., uri: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Mapping[str, _common_pb2.Value]] = ...) -> None: ...
+    rerank_score: float
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., uri: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Mapping[str, _common_pb2.Value]] = ..., rerank_score: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "model")
+    __slots__ = ("hits", "model", "reranked", "rerank_model", "rerank_note")
     HITS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    RERANKED_FIELD_NUMBER: _ClassVar[int]
+    RERANK_MODEL_FIELD_NUMBER: _ClassVar[int]
+    RERANK_NOTE_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     model: str
-    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
+    reranked: bool
+    rerank_model: str
+    rerank_note: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., model: _Optional[str] = ..., reranked: _Optional[bool] = ..., rerank_model: _Optional[str] = ..., rerank_note: _Optional[str] = ...) -> None: ...
 
 class GetRequest(_message.Message):
     __slots__ = ("ids",)

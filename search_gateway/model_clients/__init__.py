@@ -8,6 +8,16 @@ from search_gateway.model_clients.base import (
     Embedder,
     EmbedderIdentity,
     ImageVectors,
+    ScoreBatch,
+    Scorer,
 )
 
-__all__ = ["CaptionBatch", "Captioner", "Embedder", "EmbedderIdentity", "ImageVectors"]
+__all__ = [
+    "CaptionBatch",
+    "Captioner",
+    "Embedder",
+    "EmbedderIdentity",
+    "ImageVectors",
+    "ScoreBatch",
+    "Scorer",
+]

@@ -52,6 +52,28 @@ class Embedder(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass
+class ScoreBatch:
+    """Image-text matching probability per image (None where it failed), and the model."""
+
+    scores: list[float | None]
+    model: str
+    errors: dict[int, str] = field(default_factory=dict)
+
+
+class Scorer(Protocol):
+    """Image-text matching (a cross-encoder): re-ranks the first search hits."""
+
+    async def score(
+        self, text: str, images: Sequence[bytes], timeout: float | None = None
+    ) -> ScoreBatch:
+        """Bad images are reported in `errors`; FailedPrecondition when the service
+        serves no matching model; Unavailable / DeadlineExceeded when it is down or slow."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class Captioner(Protocol):
     async def caption_images(
         self, images: Sequence[bytes], timeout: float | None = None

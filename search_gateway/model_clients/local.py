@@ -13,9 +13,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from imgsearch.serving.decoding import decode_all
-from search_gateway.model_clients.base import CaptionBatch, EmbedderIdentity, ImageVectors
+from search_gateway.model_clients.base import (
+    CaptionBatch,
+    EmbedderIdentity,
+    ImageVectors,
+    ScoreBatch,
+)
 
 if TYPE_CHECKING:
+    from caption_service.matching import BlipMatcher
     from caption_service.model import BlipCaptioner, CaptionOptions
     from embedder_service.model import ClipEmbedder
 
@@ -83,4 +89,42 @@ class LocalCaptioner:
         return CaptionBatch(captions=captions, model=self.model.model_id, errors=result.errors)
 
     async def close(self) -> None:
+        self._infer.shutdown(wait=True)
+
+
+class LocalScorer:
+    """The Scorer interface over an in-process BlipMatcher (the embedded mode).
+
+    Decoding runs in a small pool and scoring on one thread; a deadline is
+    honoured by the caller (the re-ranker waits with asyncio.wait_for).
+    """
+
+    def __init__(self, model: BlipMatcher, decode_workers: int = 0, batch_size: int = 32) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self._decode = ThreadPoolExecutor(decode_workers or os.cpu_count() or 2, "score-decode")
+        self._infer = ThreadPoolExecutor(1, "score")
+
+    async def score(
+        self, text: str, images: Sequence[bytes], timeout: float | None = None
+    ) -> ScoreBatch:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._infer, self.model.load)
+        ids = self.model.encode_text(text)
+        decoded = await decode_all(self._decode, self.model.preprocess_image, images)
+        out = ScoreBatch(
+            scores=[None] * len(images), model=self.model.model_id, errors=dict(decoded.errors)
+        )
+        good = decoded.good
+        for start in range(0, len(good), self.batch_size):
+            chunk = good[start : start + self.batch_size]
+            rows = await loop.run_in_executor(
+                self._infer, self.model.score_batch, [(t, ids) for _, t in chunk]
+            )
+            for (i, _), value in zip(chunk, rows, strict=True):
+                out.scores[i] = value
+        return out
+
+    async def close(self) -> None:
+        self._decode.shutdown(wait=False, cancel_futures=True)
         self._infer.shutdown(wait=True)
