@@ -33,7 +33,7 @@ from search_gateway.model_clients.base import Captioner, Embedder
 from search_gateway.store.base import VectorStore
 
 if TYPE_CHECKING:
-    from search_gateway.rerank import Reranker
+    from search_gateway.rerank import RerankedSearch, Reranker, RerankOptions
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +274,18 @@ class GatewayCore:
             "search", vector, q.k, q.offset, q.score_threshold, flt, exclude
         )
         return self._hits(points, None)
+
+    async def search_reranked(
+        self,
+        q: SearchQuery,
+        options: RerankOptions,
+        timeout: float | None = None,
+        tenant: str | None = None,
+    ) -> RerankedSearch:
+        """The first candidates of `q` re-ranked by the image-text matcher (rerank.py)."""
+        from search_gateway import rerank
+
+        return await rerank.search(self, q, options, timeout, tenant)
 
     async def _query_vector(
         self, q: SearchQuery, timeout: float | None, tenant: str | None

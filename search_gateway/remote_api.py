@@ -17,6 +17,7 @@ from search_gateway import convert
 from search_gateway import domain as d
 from search_gateway.core import Hit, SearchQuery, Stats
 from search_gateway.ingest import IngestItem, IngestOutcome, IngestStatus
+from search_gateway.rerank import RerankedSearch, RerankOptions
 
 _STATUS = {
     gateway_pb2.INGEST_STATUS_ADDED: IngestStatus.ADDED,
@@ -41,7 +42,15 @@ class RemoteError(ImgsearchError):
 
 def _hit(h: gateway_pb2.Hit) -> Hit:
     payload = {k: convert.value_to_python(v) for k, v in h.payload.items()}
-    return Hit(id=h.id, score=h.score, uri=h.uri, caption=h.caption, payload=payload)
+    rerank_score = h.rerank_score if h.HasField("rerank_score") else None
+    return Hit(
+        id=h.id,
+        score=h.score,
+        uri=h.uri,
+        caption=h.caption,
+        payload=payload,
+        rerank_score=rerank_score,
+    )
 
 
 class RemoteGateway:
@@ -102,6 +111,29 @@ class RemoteGateway:
             raise RemoteError(err) from err
 
     async def search(self, q: SearchQuery, timeout: float | None = None) -> list[Hit]:
+        reply = await self._call(self._stub.Search, self._search_request(q))
+        return [_hit(h) for h in reply.hits]
+
+    async def search_reranked(
+        self, q: SearchQuery, options: RerankOptions, timeout: float | None = None
+    ) -> RerankedSearch:
+        """Search with the gateway's re-ranking (see RerankOptions in gateway.proto)."""
+        req = self._search_request(q)
+        req.rerank.CopyFrom(
+            gateway_pb2.RerankOptions(
+                enabled=True, candidates=options.candidates, strict=options.strict
+            )
+        )
+        reply = await self._call(self._stub.Search, req)
+        return RerankedSearch(
+            [_hit(h) for h in reply.hits],
+            reranked=reply.reranked,
+            model=reply.rerank_model,
+            note=reply.rerank_note,
+        )
+
+    @staticmethod
+    def _search_request(q: SearchQuery) -> gateway_pb2.SearchRequest:
         req = gateway_pb2.SearchRequest(k=q.k, offset=q.offset, mode=_MODES.get(q.mode, 0))
         if q.text is not None:
             req.text = q.text
@@ -113,8 +145,7 @@ class RemoteGateway:
             req.score_threshold = q.score_threshold
         if q.filter is not None and not q.filter.is_empty:
             req.filter.CopyFrom(convert.filter_to_proto(q.filter))
-        reply = await self._call(self._stub.Search, req)
-        return [_hit(h) for h in reply.hits]
+        return req
 
     async def get(self, ids: Sequence[str]) -> tuple[list[Hit], list[str]]:
         reply = await self._call(self._stub.Get, gateway_pb2.GetRequest(ids=list(ids)))

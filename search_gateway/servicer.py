@@ -10,9 +10,10 @@ from grpc import aio
 from imgsearch.errors import InvalidInput
 from imgsearch.serving.auth import current_tenant
 from imgsearch.v1 import gateway_pb2, gateway_pb2_grpc
-from search_gateway import convert, rerank
+from search_gateway import convert
 from search_gateway.core import GatewayCore, Hit, SearchQuery
 from search_gateway.ingest import IngestItem, IngestOutcome, IngestStatus
+from search_gateway.rerank import RerankOptions
 
 _MODES = {
     gateway_pb2.SEARCH_MODE_UNSPECIFIED: "vector",
@@ -110,10 +111,9 @@ class GatewayServicer(gateway_pb2_grpc.SearchGatewayServicer):
     ) -> gateway_pb2.SearchResponse:
         query = query_from_proto(request)
         if request.rerank.enabled:
-            result = await rerank.search(
-                self.core,
+            result = await self.core.search_reranked(
                 query,
-                rerank.RerankOptions(request.rerank.candidates, request.rerank.strict),
+                RerankOptions(request.rerank.candidates, request.rerank.strict),
                 context.time_remaining(),
                 current_tenant(),
             )
