@@ -227,6 +227,20 @@ async def _evaluate(
         await core.close()
 
 
+def check_bars(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """(bar, passed, figures) for each of issue 16's bars."""
+    out = []
+    sp = r["with_size_or_position/rerank"]
+    out.append(("size/position p@10 >= 0.95 re-ranked", sp >= 0.95, f"{sp:.3f}"))
+    for kind in ("binding", "relation"):
+        v, rr = r[f"relational_{kind}/vector"], r[f"relational_{kind}/rerank"]
+        ok = (1 - rr) <= (1 - v) / 2
+        out.append((f"relational {kind}: error halved", ok, f"{1 - v:.3f} -> {1 - rr:.3f}"))
+    cv, cr = r["colour_shape/vector"], r["colour_shape/rerank"]
+    out.append(("colour+shape does not drop", cr >= cv, f"{cv:.3f} -> {cr:.3f}"))
+    return out
+
+
 def evaluate_rerank(
     n_scenes: int = 600,
     n_attr_queries: int = 80,
