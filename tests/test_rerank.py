@@ -183,7 +183,7 @@ async def test_scorer_absent_down_or_slow_gives_vector_order(core: GatewayCore) 
         async def score(
             self, text: str, images: Sequence[bytes], timeout: float | None = None
         ) -> ScoreBatch:
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(8.0)
             return await real.score(text, images, timeout)
 
         async def close(self) -> None:
@@ -193,14 +193,14 @@ async def test_scorer_absent_down_or_slow_gives_vector_order(core: GatewayCore) 
     cases: list[tuple[Scorer | None, type[Exception], str, float | None]] = [
         (None, FailedPrecondition, "no re-rank scorer configured", None),
         (down, Unavailable, "unavailable", None),
-        (SlowScorer(), DeadlineExceeded, "did not answer", 0.5),
+        (SlowScorer(), DeadlineExceeded, "did not answer", 2.0),
     ]
     try:
         for scorer, strict_error, note, timeout in cases:
             core.reranker = Reranker(scorer, thumbs, max_seconds=5.0)
             started = time.monotonic()
             res = await core.search_reranked(q, RerankOptions(20), timeout, tenant="t1")
-            assert time.monotonic() - started < 1.9
+            assert time.monotonic() - started < 4.0  # never waits for the slow scorer
             assert not res.reranked and note in res.note, res.note
             assert [h.id for h in res.hits] == vector_order
             assert all(h.rerank_score is None for h in res.hits)
@@ -262,7 +262,8 @@ async def test_rerank_over_grpc(tmp_path: Path, scene_files: list[Path]) -> None
                     for p in scene_files[:12]:
                         yield IngestItem(path=str(p), uri=str(p))
 
-                assert all(o.id async for o in client.ingest(items()))
+                outcomes = [o async for o in client.ingest(items())]
+                assert len(outcomes) == 12 and all(o.id for o in outcomes)
                 res = await client.search_reranked(SearchQuery(text=QUERY, k=5), RerankOptions(12))
                 assert res.reranked is reranked, res.note
                 if reranked:

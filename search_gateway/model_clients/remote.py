@@ -223,8 +223,9 @@ class RemoteCaptioner:
 class RemoteScorer:
     """The Scorer interface over the Captioner service's Score RPC.
 
-    Retries are off (max_attempts 1): a re-rank that cannot be scored within
-    the search's deadline falls back to vector order instead of waiting.
+    One retry at most (gRPC's minimum retry policy), always within the search's
+    deadline: a re-rank that cannot be scored in time falls back to vector order
+    instead of waiting.
     """
 
     def __init__(
@@ -237,7 +238,7 @@ class RemoteScorer:
         self.address = address
         self.timeout_s = timeout_s
         self._metadata = tuple(metadata)
-        self._channel = open_channel(address, "imgsearch.v1.Captioner", credentials, 1)
+        self._channel = open_channel(address, "imgsearch.v1.Captioner", credentials, 2)
         self._stub = captioner_pb2_grpc.CaptionerStub(self._channel)
 
     async def score(
