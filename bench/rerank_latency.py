@@ -56,7 +56,7 @@ async def search_latency(n_scenes: int, n_queries: int, folder: Path) -> dict[st
         model="offline-tiny",
         pretrained="",
         captions=False,
-        score_model="offline-tiny",
+        rerank={"model": "offline-tiny"},
         device="cpu",
     )
     core = await build_core(settings, read_roots=[files])

@@ -143,7 +143,7 @@ async def _evaluate(
         pretrained="",
         caption_model="offline-tiny",
         caption_mode="inline",
-        score_model="offline-tiny",
+        rerank={"model": "offline-tiny"},
         device="cpu",
     )
     core = await build_core(settings, read_roots=[files])

@@ -25,12 +25,13 @@ def _model_credentials(s: GatewaySettings) -> grpc.ChannelCredentials | None:
 
 
 def build_embedder(s: GatewaySettings) -> Embedder:
-    if s.embedder_address:
+    e = s.embedder
+    if e.address:
         from search_gateway.model_clients.remote import RemoteEmbedder
 
         return RemoteEmbedder(
-            s.embedder_address,
-            timeout_s=s.embedder_timeout_s,
+            e.address,
+            timeout_s=e.timeout_s,
             credentials=_model_credentials(s),
             metadata=bearer(s.models_api_key),
         )
@@ -38,23 +39,24 @@ def build_embedder(s: GatewaySettings) -> Embedder:
     from search_gateway.model_clients.local import LocalEmbedder
 
     model = ClipEmbedder(
-        s.model,
-        s.pretrained,
-        device=s.device,
-        precision=s.precision,
-        runtime=s.runtime,
+        e.model,
+        e.pretrained,
+        device=e.device,
+        precision=e.precision,
+        runtime=e.runtime,
         max_image_pixels=s.max_image_pixels,
     )
     return LocalEmbedder(model, batch_size=s.ingest_batch_size)
 
 
 def build_captioner(s: GatewaySettings) -> Captioner:
-    if s.captioner_address:
+    c = s.captioner
+    if c.address:
         from search_gateway.model_clients.remote import RemoteCaptioner
 
         return RemoteCaptioner(
-            s.captioner_address,
-            timeout_s=s.captioner_timeout_s,
+            c.address,
+            timeout_s=c.timeout_s,
             credentials=_model_credentials(s),
             metadata=bearer(s.models_api_key),
         )
@@ -65,9 +67,10 @@ def build_captioner(s: GatewaySettings) -> Captioner:
     # never pays for BLIP.
     return LocalCaptioner(
         BlipCaptioner(
-            s.caption_model,
-            device=s.device,
-            runtime=s.caption_runtime,
+            c.model,
+            device=c.device,
+            precision=c.precision,
+            runtime=c.runtime,
             max_image_pixels=s.max_image_pixels,
         )
     )
@@ -75,25 +78,25 @@ def build_captioner(s: GatewaySettings) -> Captioner:
 
 def build_scorer(s: GatewaySettings) -> Scorer | None:
     """The re-rank scorer: the captioner service's Score RPC (or a dedicated
-    address), else an in-process matcher when `score_model` is set, else none."""
-    address = s.scorer_address or s.captioner_address
+    address), else an in-process matcher when `rerank.model` is set, else none."""
+    address = s.rerank.address or s.captioner.address
     if address:
         from search_gateway.model_clients.remote import RemoteScorer
 
         return RemoteScorer(
             address,
-            timeout_s=s.rerank_timeout_s,
+            timeout_s=s.rerank.timeout_s,
             credentials=_model_credentials(s),
             metadata=bearer(s.models_api_key),
         )
-    if not s.score_model:
+    if not s.rerank.model:
         return None
     from caption_service.matching import BlipMatcher
     from search_gateway.model_clients.local import LocalScorer
 
     # Loaded lazily on the first re-ranked search.
     return LocalScorer(
-        BlipMatcher(s.score_model, device=s.device, max_image_pixels=s.max_image_pixels)
+        BlipMatcher(s.rerank.model, device=s.captioner.device, max_image_pixels=s.max_image_pixels)
     )
 
 
@@ -105,7 +108,7 @@ def build_reranker(s: GatewaySettings, core: GatewayCore) -> Reranker:
         build_scorer(s),
         ThumbnailStore.under(s.data_dir, s.collection),
         read_original=core.ingest_pipeline.paths.read,
-        max_seconds=s.rerank_timeout_s,
+        max_seconds=s.rerank.timeout_s,
     )
 
 

@@ -35,7 +35,7 @@ def settings_for(data_dir: Path, **extra: object) -> GatewaySettings:
         model="offline-tiny",
         pretrained="",
         captions=False,
-        score_model="offline-tiny",
+        rerank={"model": "offline-tiny"},
         device="cpu",
         host="127.0.0.1",
         port=0,
@@ -250,7 +250,7 @@ async def test_rerank_over_grpc(tmp_path: Path, scene_files: list[Path]) -> None
             settings = settings_for(
                 tmp_path / name,
                 captioner_address=f"127.0.0.1:{cap.port}",
-                score_model="",
+                rerank={"model": ""},
                 read_roots=roots,
             )
             servers.append(await start_gateway_server(settings))
