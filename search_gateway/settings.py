@@ -42,6 +42,7 @@ FLAT_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
     "embedder_timeout_s": (("embedder", "timeout_s"),),
     "captioner_address": (("captioner", "address"),),
     "captioner_timeout_s": (("captioner", "timeout_s"),),
+    "rerank_model": (("rerank", "model"),),
 }
 
 

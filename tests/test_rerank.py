@@ -299,3 +299,49 @@ def test_gallery_shows_both_scores() -> None:
     assert "vector 0.310 &middot; match 0.970" in page
     assert 'data-rerank-score="0.9700"' in page
     assert page.count("data-rerank-score") == 1  # hit b was not scored
+
+
+async def test_cli_rerank_prints_both_scores(tmp_path: Path, scene_files: list[Path]) -> None:
+    """`imgsearch query ... --rerank N` as a user runs it (embedded, in-process matcher)."""
+    import json
+    import os
+    import sys
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in scene_files[:10]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    env = dict(
+        os.environ,
+        IMGSEARCH_MODEL="offline-tiny",
+        IMGSEARCH_PRETRAINED="",
+        IMGSEARCH_DATA_DIR=str(tmp_path / "data"),
+        IMGSEARCH_DEVICE="cpu",
+    )
+
+    async def imgsearch(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "search_gateway.cli", *args,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 240)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    code, out, err = await imgsearch("index", str(folder))
+    assert code == 0, err
+    html = tmp_path / "g.html"
+    code, out, err = await imgsearch(
+        "query", QUERY, "-k", "3", "--rerank", "10", "--rerank-model", "offline-tiny",
+        "--json", "--html", str(html),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "re-ranked (10 candidates, offline-tiny)" in err
+    hits = json.loads(out)["hits"]
+    assert len(hits) == 3 and all("rerank_score" in h and "score" in h for h in hits)
+    assert "&middot; match" in html.read_text(encoding="utf-8")
+    # Without a matcher: vector order, said so, still exit 0; strict fails.
+    code, out, err = await imgsearch("query", QUERY, "-k", "3", "--rerank")
+    assert code == 0 and "vector order - not re-ranked: no re-rank scorer configured" in err
+    code, out, err = await imgsearch("query", QUERY, "-k", "3", "--rerank", "--rerank-strict")
+    assert code != 0 and "no re-rank scorer configured" in err

@@ -66,6 +66,11 @@ def hits_as_json(query: str, hits: Sequence[Hit]) -> str:
                     "path": h.uri,
                     "caption": h.caption,
                     "payload": h.payload,
+                    **(
+                        {"rerank_score": round(h.rerank_score, 6)}
+                        if h.rerank_score is not None
+                        else {}
+                    ),
                 }
                 for rank, h in enumerate(hits, 1)
             ],
@@ -75,9 +80,19 @@ def hits_as_json(query: str, hits: Sequence[Hit]) -> str:
     )
 
 
+def _rerank_field(h: Hit) -> dict[str, float]:
+    return {} if h.rerank_score is None else {"rerank_score": round(h.rerank_score, 6)}
+
+
 def print_hits(hits: Sequence[Hit]) -> None:
     if not hits:
         print("no results")
+        return
+    if any(h.rerank_score is not None for h in hits):  # re-ranked: both scores
+        print(f"{'rank':>4}  {'match':>6}  {'vector':>6}  {'path':<50}  caption")
+        for rank, h in enumerate(hits, 1):
+            match = f"{h.rerank_score:>6.3f}" if h.rerank_score is not None else f"{'-':>6}"
+            print(f"{rank:>4}  {match}  {h.score:>6.3f}  {short_path(h.uri, 50):<50}  {h.caption}")
         return
     print(f"{'rank':>4}  {'score':>6}  {'path':<50}  caption")
     for rank, h in enumerate(hits, 1):
