@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 
@@ -145,14 +145,15 @@ class BlipCaptioner(InferenceModel):
         # Loaded in the checkpoint's dtype, then cast: the keyword for the load
         # dtype changed between transformers 4 (torch_dtype) and 5 (dtype).
         model = BlipForConditionalGeneration.from_pretrained(spec.source, **common)
-        model.to(device=device, dtype=_DTYPES[precision])
+        # transformers' decorated .to() is typed so mypy cannot call it.
+        model.to(device=device, dtype=_DTYPES[precision])  # type: ignore[call-arg]
         model.eval()
         self._model = model
         self._image_processor = processor.image_processor
         self._tokenizer = processor.tokenizer
         self._device = torch.device(device)
         self._dtype = _DTYPES[precision]
-        text_config = model.config.text_config
+        text_config: Any = model.config.text_config  # a BlipTextConfig; typed as a union
         self._bos_id = int(text_config.bos_token_id)
         log.info("captioner runtime %s (%s) on %s", self.requested_runtime, precision, device)
         self._info = CaptionerModelInfo(
@@ -221,11 +222,14 @@ class BlipCaptioner(InferenceModel):
         prompt = self._prompt_ids(options.prefix)
         # BLIP's generate() swaps the first token ([CLS]) for bos ([DEC]) and
         # drops the last ([SEP]) itself, so it takes the processor's ids as they are.
-        input_ids = torch.tensor([prompt] * len(pixels), dtype=torch.long, device=self._device)
+        input_ids = cast(
+            torch.LongTensor,
+            torch.tensor([prompt] * len(pixels), dtype=torch.long, device=self._device),
+        )
         output = self._model.generate(
             pixel_values=batch,
             input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
+            attention_mask=cast(torch.LongTensor, torch.ones_like(input_ids)),
             max_new_tokens=options.max_new_tokens,
             num_beams=options.num_beams,
             do_sample=False,

@@ -36,6 +36,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -108,7 +109,9 @@ class Backend:
     def prepare(self, model: torch.nn.Module) -> None:
         """Casts (and wraps for compilation) a loaded eval-mode model, in place."""
         model.to(dtype=self.dtype)
-        self._image, self._text = model.encode_image, model.encode_text
+        encode_image = cast(Callable[[torch.Tensor], torch.Tensor], model.encode_image)
+        self._image = encode_image
+        self._text = cast(Callable[[torch.Tensor], torch.Tensor], model.encode_text)
         if self.compiled:
             # dynamic=True: one graph for every batch size, and on CPU the
             # dynamic-shape graph uses oneDNN matmuls (the static one stays on
@@ -118,7 +121,7 @@ class Backend:
             # Only the image tower: it carries ingest throughput, while text
             # queries are single short strings and compiling the text tower
             # too would double a start-up that already takes minutes.
-            self._image = torch.compile(self._image, dynamic=True, options={"freezing": True})
+            self._image = torch.compile(encode_image, dynamic=True, options={"freezing": True})
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         assert self._image is not None, "prepare() first"
