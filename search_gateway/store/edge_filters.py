@@ -9,6 +9,7 @@ clause.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import qdrant_edge as qe
@@ -38,7 +39,7 @@ def match_value(value: str | int | bool) -> qe.MatchValue:
     a real boolean.
     """
     if isinstance(value, bool):
-        return qe.MatchValue(np.bool_(value))
+        return qe.MatchValue(np.bool_(value))  # type: ignore[arg-type]  # on purpose, see above
     return qe.MatchValue(value)
 
 
@@ -49,7 +50,9 @@ def to_edge_condition(c: d.Condition) -> qe.Filter | qe.FieldCondition:
     if isinstance(c, d.Match):
         return qe.FieldCondition(c.key, match=match_value(c.value))
     if isinstance(c, d.MatchAny):
-        return qe.FieldCondition(c.key, match=qe.MatchAny(list(c.values)))
+        return qe.FieldCondition(
+            c.key, match=qe.MatchAny(cast("list[str] | list[int]", list(c.values)))
+        )
     if isinstance(c, d.Range):
         return qe.FieldCondition(c.key, range=qe.RangeFloat(gt=c.gt, gte=c.gte, lt=c.lt, lte=c.lte))
     if isinstance(c, d.DatetimeRange):

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from uuid import UUID
 
 import numpy as np
 import qdrant_edge as qe
@@ -212,7 +213,7 @@ class EdgeStore:
             return []
         with self._lock:
             records = self._require_shard().retrieve(
-                wanted, True, [d.DENSE_VECTOR] if with_vectors else False
+                _point_ids(wanted), True, [d.DENSE_VECTOR] if with_vectors else False
             )
         by_id = {p.id: p for p in map(_stored_point, records)}
         return [by_id[i] for i in wanted if i in by_id]
@@ -262,7 +263,7 @@ class EdgeStore:
                 caption = fields[d.CAPTION]
                 terms = document_terms(caption) if isinstance(caption, str) else None
                 if terms:
-                    vectors = {d.CAPTION_VECTOR: _sparse(terms)}
+                    vectors: dict[str, Any] = {d.CAPTION_VECTOR: _sparse(terms)}
                     shard.update(qe.UpdateOperation.update_vectors([qe.PointVectors(pid, vectors)]))
                 else:
                     shard.update(qe.UpdateOperation.delete_vectors([pid], [d.CAPTION_VECTOR]))
@@ -277,9 +278,11 @@ class EdgeStore:
             return 0
         with self._lock:
             shard = self._require_shard()
-            existing = [canonical_id(r.id) for r in shard.retrieve(wanted, False, False)]
+            existing = [
+                canonical_id(r.id) for r in shard.retrieve(_point_ids(wanted), False, False)
+            ]
             if existing:
-                shard.update(qe.UpdateOperation.delete_points(existing))
+                shard.update(qe.UpdateOperation.delete_points(_point_ids(existing)))
             return len(existing)
 
     def delete_filter(self, filter: d.Filter) -> int:
@@ -306,7 +309,9 @@ class EdgeStore:
                     break
                 offset = canonical_id(next_offset)
             for start in range(0, len(ids), _ID_PAGE):
-                shard.update(qe.UpdateOperation.delete_points(ids[start : start + _ID_PAGE]))
+                shard.update(
+                    qe.UpdateOperation.delete_points(_point_ids(ids[start : start + _ID_PAGE]))
+                )
             return len(ids)
 
     def optimize(self) -> None:
@@ -572,6 +577,11 @@ def _shard_dense_size(shard_path: Path) -> int | None:
         return int(config["vectors"][d.DENSE_VECTOR]["size"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _point_ids(ids: Sequence[str]) -> list[int | UUID | str]:
+    """Our canonical string ids as the list Edge's signatures ask for (any id type)."""
+    return list(ids)
 
 
 def _sparse(terms: Any) -> qe.SparseVector:

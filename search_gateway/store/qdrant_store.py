@@ -14,6 +14,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -183,8 +184,12 @@ class QdrantStore:
                 if field in existing:
                     continue
                 self._call(
-                    lambda f=field, k=kind: self._client.create_payload_index(
-                        self._collection, f, field_schema=schema.payload_index_schema(k), wait=True
+                    partial(
+                        self._client.create_payload_index,
+                        self._collection,
+                        field,
+                        field_schema=schema.payload_index_schema(kind),
+                        wait=True,
                     )
                 )
 
@@ -499,7 +504,7 @@ def _tune_local_persistence(client: QdrantClient, collection: str) -> None:
     qdrant-client internals, so any surprise leaves the defaults in place.
     """
     try:
-        local = client._client  # QdrantLocal
+        local: Any = client._client  # QdrantLocal
         conn = local.collections[collection].storage.storage  # sqlite3.Connection
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
