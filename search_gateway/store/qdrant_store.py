@@ -23,10 +23,10 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 
 from search_gateway import domain as d
 from search_gateway.caption_terms import document_terms, query_terms
-from search_gateway.filters import combine
 from search_gateway.store import qdrant_schema as schema
 from search_gateway.store.base import ScrollPage, canonical_id, checked_vector, unique_ids
 from search_gateway.store.qdrant_errors import unavailable_reason
+from search_gateway.store.qdrant_filters import combine
 
 log = logging.getLogger(__name__)
 
