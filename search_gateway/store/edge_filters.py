@@ -8,6 +8,7 @@ this is only the Edge dialect of it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import qdrant_edge as qe
@@ -15,7 +16,8 @@ import qdrant_edge as qe
 from search_gateway import domain as d
 from search_gateway.store.filter_translation import FilterTranslation
 
-EdgeCondition = qe.FieldCondition | qe.HasIdCondition
+if TYPE_CHECKING:  # the stub's union of every Edge condition class (not in the module)
+    EdgeCondition = qe.ConditionType
 
 
 def match_value(value: str | int | bool) -> qe.MatchValue:
@@ -26,7 +28,7 @@ def match_value(value: str | int | bool) -> qe.MatchValue:
     a real boolean.
     """
     if isinstance(value, bool):
-        return qe.MatchValue(np.bool_(value))
+        return qe.MatchValue(np.bool_(value))  # type: ignore[arg-type]  # the stub lists bool only
     return qe.MatchValue(value)
 
 
@@ -35,17 +37,17 @@ class EdgeDialect:
 
     def filter(
         self,
-        must: list[qe.Filter | EdgeCondition] | None,
-        should: list[qe.Filter | EdgeCondition] | None,
-        must_not: list[qe.Filter | EdgeCondition] | None,
+        must: list[EdgeCondition] | None,
+        should: list[EdgeCondition] | None,
+        must_not: list[EdgeCondition] | None,
     ) -> qe.Filter:
         return qe.Filter(must=must, should=should, must_not=must_not)
 
     def match(self, key: str, value: str | int | bool) -> EdgeCondition:
         return qe.FieldCondition(key, match=match_value(value))
 
-    def match_any(self, key: str, values: tuple[str, ...] | tuple[int, ...]) -> EdgeCondition:
-        return qe.FieldCondition(key, match=qe.MatchAny(list(values)))
+    def match_any(self, key: str, values: list[str] | list[int]) -> EdgeCondition:
+        return qe.FieldCondition(key, match=qe.MatchAny(values))
 
     def range(
         self,
@@ -80,7 +82,7 @@ def to_edge_filter(f: d.Filter) -> qe.Filter:
     return EDGE_FILTERS.filter(f)
 
 
-def to_edge_condition(c: d.Condition) -> qe.Filter | EdgeCondition:
+def to_edge_condition(c: d.Condition) -> EdgeCondition:
     """One domain condition as an Edge field condition (or nested filter)."""
     return EDGE_FILTERS.condition(c)
 

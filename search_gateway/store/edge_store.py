@@ -21,6 +21,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
@@ -174,9 +175,10 @@ class EdgeStore(PolicyStore[qe.Filter]):
     def _engine_retrieve(
         self, ids: list[str], *, with_payload: bool, with_vectors: bool
     ) -> list[d.StoredPoint]:
+        wanted: list[int | uuid.UUID | str] = list(ids)
         with self._lock:
             records = self._require_shard().retrieve(
-                ids, with_payload, [d.DENSE_VECTOR] if with_vectors else False
+                wanted, with_payload, [d.DENSE_VECTOR] if with_vectors else False
             )
         return [stored_point(r.id, r.payload, r.vector) for r in records]
 
@@ -218,7 +220,8 @@ class EdgeStore(PolicyStore[qe.Filter]):
         self._update(qe.UpdateOperation.set_payload([point_id], fields))
 
     def _engine_delete(self, ids: list[str]) -> None:
-        self._update(qe.UpdateOperation.delete_points(ids))
+        wanted: list[int | uuid.UUID | str] = list(ids)
+        self._update(qe.UpdateOperation.delete_points(wanted))
 
     # --- searches -----------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, cast
 
 from search_gateway import domain as d
 
@@ -31,7 +31,7 @@ class FilterDialect(Protocol[F, C]):
 
     def match(self, key: str, value: str | int | bool) -> C: ...
 
-    def match_any(self, key: str, values: tuple[str, ...] | tuple[int, ...]) -> C: ...
+    def match_any(self, key: str, values: list[str] | list[int]) -> C: ...
 
     def range(
         self,
@@ -77,7 +77,7 @@ class FilterTranslation(Generic[F, C]):
         if isinstance(c, d.Match):
             return x.match(c.key, c.value)
         if isinstance(c, d.MatchAny):
-            return x.match_any(c.key, c.values)
+            return x.match_any(c.key, cast("list[str] | list[int]", list(c.values)))
         if isinstance(c, d.Range):
             return x.range(c.key, c.gt, c.gte, c.lt, c.lte)
         if isinstance(c, d.DatetimeRange):

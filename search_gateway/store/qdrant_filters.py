@@ -30,8 +30,8 @@ class QdrantDialect:
     def match(self, key: str, value: str | int | bool) -> QdrantCondition:
         return models.FieldCondition(key=key, match=models.MatchValue(value=value))
 
-    def match_any(self, key: str, values: tuple[str, ...] | tuple[int, ...]) -> QdrantCondition:
-        return models.FieldCondition(key=key, match=models.MatchAny(any=list(values)))
+    def match_any(self, key: str, values: list[str] | list[int]) -> QdrantCondition:
+        return models.FieldCondition(key=key, match=models.MatchAny(any=values))
 
     def range(
         self,

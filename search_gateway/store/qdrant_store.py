@@ -208,7 +208,7 @@ class QdrantStore(PolicyStore[models.Filter]):
 
     def _engine_set_terms(self, point_id: str, terms: SparseTerms | None) -> None:
         if terms is not None:
-            vector = {d.CAPTION_VECTOR: _sparse(terms)}
+            vector: dict[str, Any] = {d.CAPTION_VECTOR: _sparse(terms)}
             self._call(
                 lambda: self._client.update_vectors(
                     self._collection, [models.PointVectors(id=point_id, vector=vector)], wait=True
@@ -335,7 +335,7 @@ def _tune_local_persistence(client: QdrantClient, collection: str) -> None:
     """
     try:
         local = client._client  # QdrantLocal
-        conn = local.collections[collection].storage.storage  # sqlite3.Connection
+        conn = local.collections[collection].storage.storage  # type: ignore[attr-defined]
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
     except Exception as exc:
