@@ -22,14 +22,13 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-try:
-    from offline_training import scenes
-except ImportError:  # pragma: no cover - until the scene generator moves
-    from offline_models import scenes  # type: ignore[no-redef]
+# offline_models -> offline_training when reno-imports moves the generator (TEAM.md)
+from offline_models import scenes
 
 
 def _pct(xs: list[float]) -> str:
@@ -42,7 +41,7 @@ async def search_latency(n_scenes: int, n_queries: int, folder: Path) -> dict[st
     from search_gateway.core import SearchQuery
     from search_gateway.ingest import IngestItem
     from search_gateway.rerank import RerankOptions
-    from search_gateway.settings import GatewaySettings
+    from search_gateway.settings import EmbedderLink, GatewaySettings, RerankLink
     from search_gateway.thumbnails import make_thumbnail
 
     files = folder / "files"
@@ -53,11 +52,9 @@ async def search_latency(n_scenes: int, n_queries: int, folder: Path) -> dict[st
     settings = GatewaySettings(
         data_dir=str(folder / "data"),
         collection="bench",
-        model="offline-tiny",
-        pretrained="",
+        embedder=EmbedderLink(model="offline-tiny", pretrained="", device="cpu"),
         captions=False,
-        rerank={"model": "offline-tiny"},
-        device="cpu",
+        rerank=RerankLink(model="offline-tiny"),
     )
     core = await build_core(settings, read_roots=[files])
     try:
@@ -117,7 +114,8 @@ def blip_base_pair_cost(batch: int, repeats: int) -> tuple[float, float]:
 
     config = BlipConfig()  # the base sizes: ViT-B/16 384 px, BERT-base text
     model = BlipForImageTextRetrieval(config).eval()
-    size = config.vision_config.image_size
+    vision: Any = config.vision_config
+    size = vision.image_size
     tokens = 12
     pixels = torch.randn(batch, 3, size, size)
     ids = torch.randint(1000, 2000, (batch, tokens))

@@ -27,7 +27,8 @@ import torch
 from caption_service.model_spec import BlipSpec, resolve
 from imgsearch.errors import InvalidInput
 from imgsearch.images import DEFAULT_MAX_PIXELS, decode_rgb
-from imgsearch.inference import InferenceModel, resolve_device, resolve_precision
+from imgsearch.inference import InferenceModel
+from imgsearch.precision import DTYPES, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ OFFLINE_MODEL_NAME = "offline-tiny"
 REAL_MODEL = "Salesforce/blip-itm-base-coco"
 MAX_TEXT_CHARS = 1000
 ITM_DIR = Path(__file__).resolve().parent.parent / "offline_models" / "weights" / "itm"
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 Pair = tuple[torch.Tensor, tuple[int, ...]]
 
@@ -96,22 +96,24 @@ class BlipMatcher(InferenceModel):
         # Loaded in the checkpoint's dtype (the tiny one is stored fp16 to stay
         # small), then cast to the precision it runs in.
         model = BlipForImageTextRetrieval.from_pretrained(spec.source, **common)
-        model.to(device=device, dtype=_DTYPES[precision])
+        model.to(device=device, dtype=DTYPES[precision])  # type: ignore[call-arg]
         model.eval()
         self._model = model
         self._image_processor = processor.image_processor
         self._tokenizer = processor.tokenizer
         self._pad_id = int(self._tokenizer.pad_token_id or 0)
         self._device = torch.device(device)
-        self._dtype = _DTYPES[precision]
+        self._dtype = DTYPES[precision]
         size = getattr(processor.image_processor, "size", None)
         side = size.get("height") if isinstance(size, dict) else getattr(size, "height", None)
+        vision: Any = model.config.vision_config
+        text: Any = model.config.text_config
         self._info = MatcherInfo(
             model=spec.display,
             device=device,
             precision=precision,
-            image_size=int(side or model.config.vision_config.image_size),
-            max_positions=int(model.config.text_config.max_position_embeddings),
+            image_size=int(side or vision.image_size),
+            max_positions=int(text.max_position_embeddings),
         )
 
     def warmup(self) -> None:

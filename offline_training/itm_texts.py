@@ -14,10 +14,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-try:  # the generator moves to offline_training.scenes (reno-imports); both paths work
-    from offline_training import scenes
-except ImportError:  # pragma: no cover - until the move is merged
-    from offline_models import scenes  # type: ignore[no-redef]
+# offline_models -> offline_training when reno-imports moves the generator (TEAM.md)
+from offline_models import scenes
 
 Mention = dict[str, str]
 # Relations between two objects, judged on the layout's centres (x right, y down).

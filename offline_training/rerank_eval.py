@@ -28,16 +28,11 @@ from typing import Any
 
 import numpy as np
 
+# offline_models -> offline_training when reno-imports moves them (TEAM.md)
+from offline_models import quality, scenes
+from offline_models.inference import HELD_OUT_SEED
 from offline_training import itm_texts
 from offline_training.itm_texts import Statement
-
-try:  # the generator and metrics move to offline_training (reno-imports)
-    from offline_training.inference import HELD_OUT_SEED
-
-    from offline_training import quality, scenes
-except ImportError:  # pragma: no cover - until the move is merged
-    from offline_models import quality, scenes  # type: ignore[no-redef]
-    from offline_models.inference import HELD_OUT_SEED  # type: ignore[no-redef]
 
 RELATIONAL_SEED = 900_201
 K = 10
@@ -123,7 +118,7 @@ async def _evaluate(
     from search_gateway.core import SearchQuery
     from search_gateway.ingest import IngestItem
     from search_gateway.rerank import RerankOptions
-    from search_gateway.settings import GatewaySettings
+    from search_gateway.settings import CaptionerLink, EmbedderLink, GatewaySettings, RerankLink
     from search_gateway.thumbnails import ThumbnailStore, make_thumbnail
 
     files = data_dir / "files"
@@ -139,12 +134,10 @@ async def _evaluate(
     settings = GatewaySettings(
         data_dir=str(data_dir / "data"),
         collection="rerank-eval",
-        model="offline-tiny",
-        pretrained="",
-        caption_model="offline-tiny",
+        embedder=EmbedderLink(model="offline-tiny", pretrained="", device="cpu"),
+        captioner=CaptionerLink(model="offline-tiny", device="cpu"),
         caption_mode="inline",
-        rerank={"model": "offline-tiny"},
-        device="cpu",
+        rerank=RerankLink(model="offline-tiny"),
     )
     core = await build_core(settings, read_roots=[files])
     thumbs = ThumbnailStore.under(settings.data_dir, settings.collection)
@@ -189,9 +182,9 @@ async def _evaluate(
             "candidates": candidates,
         }
         attr_sets = {
-            "colour_shape": quality.colour_shape_queries([s.objects for s in background]),
+            "colour_shape": quality.colour_shape_queries([s.scene.objects for s in background]),
             "with_size_or_position": quality.attribute_queries(
-                [s.objects for s in background], n_attr_queries, seed
+                [s.scene.objects for s in background], n_attr_queries, seed
             ),
         }
         rerank_s: list[float] = []

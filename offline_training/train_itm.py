@@ -37,16 +37,10 @@ from typing import Any
 import torch
 from PIL import Image
 
-from offline_models import registry, vocab
+# offline_models -> offline_training when reno-imports moves them (TEAM.md)
+from offline_models import registry, scenes, vocab
+from offline_models.train_blip import build_processor
 from offline_training import itm_texts
-
-try:  # moved with the other training scripts (reno-imports)
-    from offline_training.train_blip import build_processor
-
-    from offline_training import scenes
-except ImportError:  # pragma: no cover - until the move is merged
-    from offline_models import scenes  # type: ignore[no-redef]
-    from offline_models.train_blip import build_processor  # type: ignore[no-redef]
 
 ITM_DIR = registry.WEIGHTS_DIR / "itm"
 VALIDATION_SEED = 900_101
@@ -71,9 +65,10 @@ def build_model(captioner_dir: Path, vocab_size: int, text_layers: int) -> Any:
     from transformers import BlipConfig, BlipForImageTextRetrieval
 
     config = BlipConfig.from_pretrained(str(captioner_dir))
-    config.text_config.vocab_size = vocab_size
-    src_layers = config.text_config.num_hidden_layers
-    config.text_config.num_hidden_layers = text_layers
+    text_config: Any = config.text_config
+    text_config.vocab_size = vocab_size
+    src_layers = text_config.num_hidden_layers
+    text_config.num_hidden_layers = text_layers
     config.architectures = ["BlipForImageTextRetrieval"]
     model = BlipForImageTextRetrieval(config)
     src = load_file(str(captioner_dir / "model.safetensors"))
