@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 
-from offline_training.rerank_eval import check_bars, evaluate_rerank
+from offline_training.rerank_eval import VALIDATION_SEEDS, check_bars, evaluate_rerank
 
 
 def main() -> int:
@@ -22,9 +22,28 @@ def main() -> int:
     ap.add_argument("--attr-queries", type=int, default=80)
     ap.add_argument("--groups", type=int, default=16)
     ap.add_argument("--candidates", type=int, default=50)
+    ap.add_argument(
+        "--validation",
+        action="store_true",
+        help="use the validation seeds (to choose rerank.vector_weight), not the held-out ones",
+    )
+    ap.add_argument("--vector-weight", type=float, default=None, help="default: the gateway's")
     args = ap.parse_args()
     started = time.time()
-    r = evaluate_rerank(args.n_scenes, args.attr_queries, args.groups, args.candidates)
+    seeds = (
+        {"seed": VALIDATION_SEEDS[0], "relational_seed": VALIDATION_SEEDS[1]}
+        if args.validation
+        else {}
+    )
+    r = evaluate_rerank(
+        args.n_scenes,
+        args.attr_queries,
+        args.groups,
+        args.candidates,
+        vector_weight=args.vector_weight,
+        **seeds,  # type: ignore[arg-type]
+    )
+    print("seeds:", "validation" if args.validation else "held-out")
     print(f"{r['n_points']} points ingested by path in {r['ingest_s']:.0f} s "
           f"(thumbnails written by the eval: {r['thumbnails_written_by_eval']}); "
           f"re-rank candidates {r['candidates']}")  # fmt: skip
@@ -34,7 +53,14 @@ def main() -> int:
         cells = [r.get(f"{name}/{how}") for how in ("vector", "hybrid", "rerank", "hybrid+rerank")]
         shown = " ".join(f"{c:7.3f}" if c is not None else f"{'-':>7s}" for c in cells)
         print(f"{name + ' (' + str(r[name + '/queries']) + ')':32s} {shown}")
-    print(f"re-ranked search latency: p50 {r['rerank_search_p50_s'] * 1000:.0f} ms, "
+    print(
+        f"fused order P(match) + w x scaled vector score (configured w = {r['vector_weight']:g}):"
+    )
+    for name in ("colour_shape", "with_size_or_position", "relational_binding",
+                 "relational_relation"):  # fmt: skip
+        cells = " ".join(f"w={w:g}: {r[f'{name}/rerank@{w:g}']:.3f}" for w in r["weights"])
+        print(f"  {name:28s} {cells}")
+    print(f"candidate search + scoring per query: p50 {r['rerank_search_p50_s'] * 1000:.0f} ms, "
           f"p99 {r['rerank_search_p99_s'] * 1000:.0f} ms")  # fmt: skip
     print("examples:", "; ".join(r["examples"]))
     ok = True

@@ -35,6 +35,10 @@ from offline_training import itm_texts
 from offline_training.itm_texts import Statement
 
 RELATIONAL_SEED = 900_201
+# (scenes, relational) seeds for choosing settings; disjoint from training and held-out.
+VALIDATION_SEEDS = (900_301, 900_401)
+# Vector weights of the fused order reported beside the configured one.
+WEIGHT_GRID = (0.0, 0.1, 0.25, 0.5, 1.0)
 K = 10
 # Grid cells (x, y) of scenes.POSITIONS, to place A and B in a given relation.
 _PAIRS_FOR: dict[str, list[tuple[str, str]]] = {
@@ -113,18 +117,20 @@ async def _evaluate(
     n_groups: int,
     candidates: int,
     seed: int,
+    relational_seed: int,
+    vector_weight: float | None,
 ) -> dict[str, Any]:
     from search_gateway.assemble import build_core
     from search_gateway.core import SearchQuery
     from search_gateway.ingest import IngestItem
-    from search_gateway.rerank import RerankOptions
+    from search_gateway.rerank import fused_order
     from search_gateway.settings import CaptionerLink, EmbedderLink, GatewaySettings, RerankLink
     from search_gateway.thumbnails import ThumbnailStore, make_thumbnail
 
     files = data_dir / "files"
     files.mkdir(parents=True, exist_ok=True)
     background = [LabelledScene(s, "background") for s in scenes.generate_dataset(n_scenes, seed)]
-    relational, rel_queries = relational_scenes(n_groups)
+    relational, rel_queries = relational_scenes(n_groups, relational_seed)
     everything = background + relational
     paths = []
     for i, ls in enumerate(everything):
@@ -137,7 +143,9 @@ async def _evaluate(
         embedder=EmbedderLink(model="offline-tiny", pretrained="", device="cpu"),
         captioner=CaptionerLink(model="offline-tiny", device="cpu"),
         caption_mode="inline",
-        rerank=RerankLink(model="offline-tiny"),
+        rerank=RerankLink(model="offline-tiny")
+        if vector_weight is None
+        else RerankLink(model="offline-tiny", vector_weight=vector_weight),
     )
     core = await build_core(settings, read_roots=[files])
     thumbs = ThumbnailStore.under(settings.data_dir, settings.collection)
@@ -165,21 +173,30 @@ async def _evaluate(
         reranker = core.reranker
         assert reranker is not None and reranker.scorer is not None
 
-        async def ranked(text: str, how: str) -> list[int]:
-            mode = "hybrid" if how.startswith("hybrid") else "vector"
-            q = SearchQuery(text=text, k=K, mode=mode)
-            if how.endswith("rerank"):
-                res = await reranker.search(core, q, RerankOptions(candidates, strict=True))
-                hits = res.hits
-            else:
-                hits = await core.search(q)
-            return [index_of[h.uri] for h in hits]
+        weights = sorted({*WEIGHT_GRID, reranker.vector_weight})
+        rerank_s: list[float] = []
+
+        async def ranked(text: str, mode: str) -> tuple[list[int], dict[float, list[int]]]:
+            """Top-K ids in vector (or hybrid) order, and re-ranked per vector weight.
+
+            One candidate search and one scoring per query; the order at the
+            configured weight is exactly what Reranker.search returns.
+            """
+            t0 = time.perf_counter()
+            cands = await core.search(SearchQuery(text=text, k=candidates, mode=mode))
+            await reranker.rerank(text, list(cands), strict=True, timeout=None)
+            rerank_s.append(time.perf_counter() - t0)
+            ids = [index_of[h.uri] for h in cands]
+            by_weight = {w: [ids[i] for i in fused_order(cands, w)[:K]] for w in weights}
+            return ids[:K], by_weight
 
         results: dict[str, Any] = {
             "ingest_s": ingest_s,
             "thumbnails_written_by_eval": written,
             "n_points": len(everything),
             "candidates": candidates,
+            "vector_weight": reranker.vector_weight,
+            "weights": weights,
         }
         attr_sets = {
             "colour_shape": quality.colour_shape_queries([s.scene.objects for s in background]),
@@ -187,31 +204,35 @@ async def _evaluate(
                 [s.scene.objects for s in background], n_attr_queries, seed
             ),
         }
-        rerank_s: list[float] = []
+        statements = {
+            "relational_binding": [q for q in rel_queries if q.relation is None],
+            "relational_relation": [q for q in rel_queries if q.relation is not None],
+        }
+        sets: list[tuple[str, list[tuple[str, list[bool]]], tuple[str, ...]]] = []
         for name, queries in attr_sets.items():
-            for how in ("vector", "rerank"):
-                vals = []
-                for q in queries:
-                    t0 = time.perf_counter()
-                    ids = await ranked(quality.query_text(q), how)
-                    if how == "rerank":
-                        rerank_s.append(time.perf_counter() - t0)
-                    rel = [quality.is_relevant(q, objs) for objs in objects]
-                    vals.append(_precision([rel[i] for i in ids], sum(rel)))
-                results[f"{name}/{how}"] = float(np.mean(vals))
-            results[f"{name}/queries"] = len(queries)
-        for kind, qs in (
-            ("binding", [q for q in rel_queries if q.relation is None]),
-            ("relation", [q for q in rel_queries if q.relation is not None]),
-        ):
-            for how in ("vector", "hybrid", "rerank", "hybrid+rerank"):
-                vals = []
-                for st in qs:
-                    ids = await ranked(st.text(), how)
-                    rel = [itm_texts.is_true(st, objs) for objs in objects]
-                    vals.append(_precision([rel[i] for i in ids], sum(rel)))
-                results[f"relational_{kind}/{how}"] = float(np.mean(vals))
-            results[f"relational_{kind}/queries"] = len(qs)
+            cases = [
+                (quality.query_text(q), [quality.is_relevant(q, objs) for objs in objects])
+                for q in queries
+            ]
+            sets.append((name, cases, ("vector",)))
+        for name, sts in statements.items():
+            cases = [(st.text(), [itm_texts.is_true(st, objs) for objs in objects]) for st in sts]
+            sets.append((name, cases, ("vector", "hybrid")))
+        for name, cases, modes in sets:
+            for mode in modes:
+                plain: list[float] = []
+                fused: dict[float, list[float]] = {w: [] for w in weights}
+                for text, rel in cases:
+                    top, by_weight = await ranked(text, mode)
+                    plain.append(_precision([rel[i] for i in top], sum(rel)))
+                    for w, ids in by_weight.items():
+                        fused[w].append(_precision([rel[i] for i in ids], sum(rel)))
+                prefix = "" if mode == "vector" else "hybrid+"
+                results[f"{name}/{mode}"] = float(np.mean(plain))
+                results[f"{name}/{prefix}rerank"] = float(np.mean(fused[reranker.vector_weight]))
+                for w in weights:
+                    results[f"{name}/{prefix}rerank@{w:g}"] = float(np.mean(fused[w]))
+            results[f"{name}/queries"] = len(cases)
         results["rerank_search_p50_s"] = float(np.percentile(rerank_s, 50))
         results["rerank_search_p99_s"] = float(np.percentile(rerank_s, 99))
         results["examples"] = [st.text() for st in rel_queries[:4]]
@@ -241,13 +262,16 @@ def evaluate_rerank(
     candidates: int = 50,
     seed: int = HELD_OUT_SEED,
     data_dir: Path | None = None,
+    relational_seed: int = RELATIONAL_SEED,
+    vector_weight: float | None = None,
 ) -> dict[str, Any]:
-    """Runs the evaluation in a fresh (temporary) index; returns the metrics."""
+    """Runs the evaluation in a fresh (temporary) index; returns the metrics.
+
+    `vector_weight` None = the gateway's default (settings.RerankLink). Choose a
+    weight on the validation seeds (VALIDATION_SEEDS), never on the held-out ones.
+    """
+    args = (n_scenes, n_attr_queries, n_groups, candidates, seed, relational_seed, vector_weight)
     if data_dir is not None:
-        return asyncio.run(
-            _evaluate(data_dir, n_scenes, n_attr_queries, n_groups, candidates, seed)
-        )
+        return asyncio.run(_evaluate(data_dir, *args))
     with tempfile.TemporaryDirectory(prefix="imgsearch-rerank-eval-") as tmp:
-        return asyncio.run(
-            _evaluate(Path(tmp), n_scenes, n_attr_queries, n_groups, candidates, seed)
-        )
+        return asyncio.run(_evaluate(Path(tmp), *args))

@@ -109,6 +109,7 @@ def build_reranker(s: GatewaySettings, core: GatewayCore) -> Reranker:
         ThumbnailStore.under(s.data_dir, s.collection),
         read_original=core.ingest_pipeline.paths.read,
         max_seconds=s.rerank.timeout_s,
+        vector_weight=s.rerank.vector_weight,
     )
 
 

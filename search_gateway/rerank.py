@@ -55,6 +55,27 @@ class RerankOptions:
         return n
 
 
+def fused_order(hits: Sequence[Hit], vector_weight: float) -> list[int]:
+    """Indices of `hits` (in vector order, some with a match probability) re-ordered.
+
+    The key is P(match) + vector_weight * the vector score min-max scaled over
+    the candidates (0 for the last, 1 for the first), so a small weight only
+    breaks near-ties and the scale is the same for cosine and hybrid (RRF)
+    scores. Ties keep vector order; unscored hits follow in vector order.
+    """
+    scores = [h.score for h in hits]
+    top, low = (max(scores), min(scores)) if scores else (0.0, 0.0)
+    span = (top - low) or 1.0
+    keyed = [
+        (h.rerank_score + vector_weight * (h.score - low) / span, i)
+        for i, h in enumerate(hits)
+        if h.rerank_score is not None
+    ]
+    order = [i for _, i in sorted(keyed, key=lambda t: (-t[0], t[1]))]
+    seen = set(order)
+    return order + [i for i in range(len(hits)) if i not in seen]
+
+
 @dataclass
 class RerankedSearch:
     """Hits (re-ranked or in vector order) and what happened."""
@@ -74,11 +95,13 @@ class Reranker:
         thumbnails: ThumbnailStore | None,
         read_original: Callable[[str], bytes] | None = None,
         max_seconds: float = 10.0,
+        vector_weight: float = 0.0,
     ) -> None:
         self.scorer = scorer
         self.thumbnails = thumbnails
         self.read_original = read_original
         self.max_seconds = max_seconds
+        self.vector_weight = vector_weight
 
     async def close(self) -> None:
         if self.scorer is not None:
@@ -138,21 +161,13 @@ class Reranker:
             )
         except ImgsearchError as exc:  # absent, down, overloaded, refused the text
             return self._fallback(hits, strict, exc)
-        scored: list[tuple[float, int]] = []
         for j, i in enumerate(have):
-            value = batch.scores[j]
-            if value is not None:
-                hits[i].rerank_score = value
-                scored.append((value, i))
-        # Stable: equal scores keep vector order; unscored hits follow in vector order.
-        order = [i for _, i in sorted(scored, key=lambda t: (-t[0], t[1]))]
-        seen = set(order)
-        order += [i for i in range(len(hits)) if i not in seen]
+            hits[i].rerank_score = batch.scores[j]
+        order = fused_order(hits, self.vector_weight)
         notes = []
-        if len(scored) < len(hits):
-            notes.append(
-                f"{len(hits) - len(scored)} of {len(hits)} candidates had no scorable image"
-            )
+        unscored = sum(h.rerank_score is None for h in hits)
+        if unscored:
+            notes.append(f"{unscored} of {len(hits)} candidates had no scorable image")
         if from_files:
             notes.append(f"{from_files} scored from original files (no thumbnail)")
         return RerankedSearch(

@@ -85,6 +85,12 @@ class RerankLink(BaseModel):
     timeout_s: float = Field(
         10.0, gt=0, description="longest a re-rank may take within a search's deadline"
     )
+    vector_weight: float = Field(
+        0.0,
+        ge=0,
+        description="order by P(match) + this x the vector score scaled 0..1 over the "
+        "candidates (0: by the match probability alone)",
+    )
 
 
 def fold_flat_names(values: dict[str, Any]) -> dict[str, Any]:
