@@ -113,7 +113,7 @@ def test_meta_values_are_typed() -> None:
     assert meta == {
         "camera_id": 7,
         "site": "north",
-        "ts": "2024-05-01T00:00:00Z",
+        "timestamp": "2024-05-01T00:00:00Z",  # one alias table with --filter
         "location": {"lat": 48.85, "lon": 2.35},
         "tags": ["a", "b"],
         "x": 1.5,
