@@ -96,11 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `imgsearch` command. Run as the process (argv None), it ends with
+    os._exit once its output is flushed: the interpreter's own teardown
+    (joining idle executor threads, gRPC and torch finalisers) took seconds,
+    longer than many commands themselves. Called with argv (the demo, tests)
+    it returns the exit code instead."""
     parser = build_parser()
     args = parser.parse_args(argv)
     code = run_command(args)
-    if code == EXIT_INTERRUPTED:
-        shutdown.finish(code)  # do not wait for a model thread still busy
+    if argv is None or code == EXIT_INTERRUPTED:
+        shutdown.finish(code)
     return code
 
 
