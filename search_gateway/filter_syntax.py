@@ -52,7 +52,9 @@ _OPERATOR_TYPOS = {
 _INT64 = 2**63
 _RANGE_OPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
 Target = Literal["must", "must_not"]
-_Leaf = TypeVar("_Leaf", d.Match, d.MatchAny, d.Range, d.DatetimeRange, d.GeoRadius, d.TextMatch)
+_Leaf = TypeVar(
+    "_Leaf", bound=d.Match | d.MatchAny | d.Range | d.DatetimeRange | d.GeoRadius | d.TextMatch
+)
 
 
 class FilterSyntaxError(d.InvalidFilter):
