@@ -17,6 +17,7 @@ from search_gateway.cli.connect import (
     settings_from,
 )
 from search_gateway.cli.ids import resolve_ids
+from search_gateway.cli.local_store import store
 from search_gateway.cli.output import print_hits, print_stats
 from search_gateway.filter_syntax import parse_filters
 
@@ -66,11 +67,9 @@ async def _dry_run(api: GatewayAPI, ids: list[str], flt: Any) -> int:
         for raw in missing:
             print(f"no stored image with id {raw}")
     else:
-        store_call = getattr(api, "store_call", None)
-        if store_call is None:
-            raise InvalidInput("delete --filter --dry-run works embedded, not through --gateway")
-        count = int(await store_call("count", flt))
-        page = await store_call("scroll", flt, DRY_RUN_SHOWN, None)
+        what = "delete --filter --dry-run"
+        count = int(await store(api, "count", flt, purpose=what))
+        page = await store(api, "scroll", flt, DRY_RUN_SHOWN, None, purpose=what)
         from search_gateway.core import Hit
 
         hits = [Hit.from_point(p.id, 1.0, p.payload) for p in page.points]

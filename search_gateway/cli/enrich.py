@@ -17,6 +17,7 @@ from typing import Any
 
 from search_gateway import domain as d
 from search_gateway.cli.connect import GatewayAPI
+from search_gateway.cli.local_store import is_embedded, store
 
 GET_BATCH = 500
 
@@ -36,8 +37,7 @@ async def enrich(
     wanted = [(pid, meta) for pid, meta in present if meta or captions]
     if not wanted:
         return report
-    set_payload = getattr(api, "store_call", None)
-    if set_payload is None:
+    if not is_embedded(api):
         report.unsupported = len(wanted)
         return report
     for start in range(0, len(wanted), GET_BATCH):
@@ -50,9 +50,9 @@ async def enrich(
                 continue
             changed = {k: v for k, v in meta.items() if payload.get(k) != v}
             if changed:
-                await set_payload("set_payload", pid, changed)
+                await store(api, "set_payload", pid, changed)
                 report.metadata_updated += 1
             if captions and not payload.get(d.CAPTION) and not payload.get(d.CAPTION_PENDING):
-                await set_payload("set_payload", pid, {d.CAPTION_PENDING: True})
+                await store(api, "set_payload", pid, {d.CAPTION_PENDING: True})
                 report.captions_queued += 1
     return report

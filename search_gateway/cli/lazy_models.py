@@ -57,10 +57,12 @@ class IdentityCache:
 
     def get(self, key: str) -> EmbedderIdentity | None:
         entry = self._read().get(key)
+        if not isinstance(entry, dict):
+            return None
         try:
             return EmbedderIdentity(
                 str(entry["model"]), str(entry["pretrained"]), int(entry["dimension"])
-            )  # type: ignore[index]
+            )
         except (TypeError, KeyError, ValueError):
             return None
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from search_gateway.cli import shutdown
 from search_gateway.cli.connect import settings_from
+from search_gateway.cli.local_store import store
 from search_gateway.core import GatewayCore
 
 log = logging.getLogger("imgsearch.serve")
@@ -27,7 +28,7 @@ async def close_within(core: GatewayCore, seconds: float) -> bool:
     if finished:
         closing.result()
         return True
-    await core.store_call("close")
+    await store(core, "close")
     return False
 
 
