@@ -12,16 +12,35 @@ gateway is added here, where the rule stands next to it. With tenancy off
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
-from typing import Any
-
-import numpy as np
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from imgsearch.errors import InvalidInput, NotFound
 from search_gateway import domain as d
 from search_gateway.store.async_store import AsyncStore
-from search_gateway.store.base import ScrollPage
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _filtered(
+    method: Callable[Concatenate[AsyncStore, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[TenantScope, P], Coroutine[Any, Any, T]]:
+    """A store method as the scope runs it: same parameters, its `filter` scoped."""
+    signature = inspect.signature(method)
+    if "filter" not in signature.parameters:
+        raise TypeError(f"{method.__name__} has no filter to scope")
+
+    async def call(self: TenantScope, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        bound = signature.bind(self.store, *args, **kwargs)
+        bound.arguments["filter"] = self.filter(bound.arguments.get("filter"))
+        return await method(*bound.args, **bound.kwargs)
+
+    call.__name__ = call.__qualname__ = method.__name__
+    call.__doc__ = method.__doc__
+    return call
 
 
 class TenantScope:
@@ -61,48 +80,6 @@ class TenantScope:
         """Points by id; other tenants' points are left out as if unknown."""
         return [p for p in await self.store.get(ids, with_vectors) if self.owns(p)]
 
-    async def count(self, filter: d.Filter | None = None) -> int:
-        return await self.store.count(self.filter(filter))
-
-    async def scroll(
-        self, filter: d.Filter | None = None, limit: int = 256, offset: str | None = None
-    ) -> ScrollPage:
-        return await self.store.scroll(self.filter(filter), limit, offset)
-
-    async def search(
-        self,
-        vector: np.ndarray,
-        k: int,
-        offset: int = 0,
-        score_threshold: float | None = None,
-        filter: d.Filter | None = None,
-        exclude_ids: Sequence[str] = (),
-    ) -> list[d.ScoredPoint]:
-        flt = self.filter(filter)
-        return await self.store.search(vector, k, offset, score_threshold, flt, exclude_ids)
-
-    async def search_caption(
-        self,
-        text: str,
-        k: int,
-        offset: int = 0,
-        filter: d.Filter | None = None,
-        exclude_ids: Sequence[str] = (),
-    ) -> list[d.ScoredPoint]:
-        return await self.store.search_caption(text, k, offset, self.filter(filter), exclude_ids)
-
-    async def search_hybrid(
-        self,
-        vector: np.ndarray,
-        text: str,
-        k: int,
-        offset: int = 0,
-        filter: d.Filter | None = None,
-        exclude_ids: Sequence[str] = (),
-    ) -> list[d.ScoredPoint]:
-        flt = self.filter(filter)
-        return await self.store.search_hybrid(vector, text, k, offset, flt, exclude_ids)
-
     async def upsert(self, points: Sequence[d.StoredPoint]) -> None:
         await self.store.upsert([self.stamp(p) for p in points])
 
@@ -121,11 +98,14 @@ class TenantScope:
             wanted = [p.id for p in await self.get(wanted)]
         return await self.store.delete_ids(wanted)
 
-    async def delete_filter(self, filter: d.Filter) -> int:
-        scoped = self.filter(filter)
-        assert scoped is not None
-        return await self.store.delete_filter(scoped)
-
     async def _check_owned(self, point_id: str) -> None:
         if self.tenant is not None and not await self.get([point_id]):
             raise NotFound(f"no point with id {point_id}")  # same answer for foreign ids
+
+    # Methods with a `filter` parameter: the store's own, with the filter scoped.
+    count = _filtered(AsyncStore.count)
+    scroll = _filtered(AsyncStore.scroll)
+    search = _filtered(AsyncStore.search)
+    search_caption = _filtered(AsyncStore.search_caption)
+    search_hybrid = _filtered(AsyncStore.search_hybrid)
+    delete_filter = _filtered(AsyncStore.delete_filter)

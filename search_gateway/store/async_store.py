@@ -40,6 +40,7 @@ def _mirror(
 
     call.__name__ = call.__qualname__ = name
     call.__doc__ = method.__doc__
+    call.__wrapped__ = method  # type: ignore[attr-defined]  # inspect.signature follows it
     return call
 
 
