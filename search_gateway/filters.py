@@ -6,7 +6,7 @@ and Qdrant Edge, whose filters have the same shape).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from qdrant_client import models
 
@@ -58,15 +58,13 @@ def to_qdrant_condition(c: d.Condition) -> models.Filter | models.FieldCondition
     raise d.InvalidFilter(f"not a condition: {type(c).__name__}")
 
 
-def combine(
-    f: d.Filter | None, exclude_ids: Sequence[str] = (), extra: Iterable[models.Condition] = ()
-) -> models.Filter | None:
+def combine(f: d.Filter | None, exclude_ids: Sequence[str] = ()) -> models.Filter | None:
     """The Qdrant filter of a request: the user's filter, minus excluded ids.
 
     The user's filter is nested as one `must` clause so its own should/must_not
     keep their meaning next to the added conditions.
     """
-    must: list[models.Condition] = list(extra)
+    must: list[models.Condition] = []
     if f is not None and not f.is_empty:
         must.append(to_qdrant_filter(f))
     must_not: list[models.Condition] = []

@@ -1,4 +1,4 @@
-"""The storage interface every engine implements (qdrant-client now, Qdrant Edge later).
+"""The storage interface every engine implements (qdrant-client and Qdrant Edge).
 
 Handlers and jobs depend on this Protocol only. Ids are canonical UUID
 strings, vectors are L2-normalised float32 numpy arrays, payloads are plain
