@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -41,7 +40,6 @@ from search_gateway.tenancy import TenantScope
 
 log = logging.getLogger(__name__)
 
-_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_METADATA_BYTES = 16 * 1024
 
 
@@ -111,7 +109,7 @@ def validate_metadata(metadata: dict[str, Any]) -> None:
     import json
 
     for key in metadata:
-        if not _KEY_RE.fullmatch(key):
+        if d.payload_key_problem(key, nested=False) is not None:
             raise InvalidInput(f"metadata key {key!r}: use letters, digits and _ (max 64)")
         if key in d.RESERVED_FIELDS:
             raise InvalidInput(f"metadata key {key!r} is reserved for the gateway")
@@ -156,7 +154,6 @@ class IngestPipeline:
         captions_required: bool = False,
         caption_mode: str = "inline",
         spool: CaptionSpool | None = None,
-        extra_payload: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         if caption_mode not in ("inline", "deferred"):
             raise ValueError(f"caption_mode must be inline or deferred, not {caption_mode!r}")
@@ -168,7 +165,6 @@ class IngestPipeline:
         self.batch_size = batch_size
         self.max_image_pixels = max_image_pixels
         self.captions_required = captions_required
-        self.extra_payload = extra_payload
 
     async def run(
         self,
@@ -449,8 +445,6 @@ class IngestPipeline:
 
     def _payload(self, w: _Work, now: str) -> dict[str, Any]:
         payload: dict[str, Any] = dict(w.item.metadata)
-        if self.extra_payload is not None:
-            payload.update(self.extra_payload())
         payload.update(
             {
                 d.PATH: w.uri,
