@@ -103,11 +103,17 @@ def embedded_engine(s: GatewaySettings, data: Path) -> str:
 
 
 async def build_core(
-    s: GatewaySettings, read_roots: Sequence[Path] | None = None, with_captioner: bool = True
+    s: GatewaySettings,
+    read_roots: Sequence[Path] | None = None,
+    with_captioner: bool = True,
+    embedder: Embedder | None = None,
 ) -> GatewayCore:
-    """A ready GatewayCore (collection opened or model mismatch recorded)."""
+    """A ready GatewayCore (collection opened or model mismatch recorded).
+
+    `embedder` replaces the one the settings describe (the CLI passes one that
+    loads its model only when a command needs vectors)."""
     core = GatewayCore(
-        build_embedder(s),
+        embedder or build_embedder(s),
         build_captioner(s) if with_captioner and s.captions else None,
         build_store(s),
         limits=CoreLimits(
