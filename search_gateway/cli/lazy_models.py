@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from search_gateway.model_clients.base import Embedder, EmbedderIdentity, ImageVectors
+from search_gateway.domain import CollectionSpec
+from search_gateway.model_clients.base import Embedder, ImageVectors
 from search_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def identity_key(s: GatewaySettings) -> str:
 
 
 class IdentityCache:
-    """identity_key -> EmbedderIdentity, in one JSON file under the data folder."""
+    """identity_key -> CollectionSpec, in one JSON file under the data folder."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -55,18 +56,18 @@ class IdentityCache:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def get(self, key: str) -> EmbedderIdentity | None:
+    def get(self, key: str) -> CollectionSpec | None:
         entry = self._read().get(key)
         if not isinstance(entry, dict):
             return None
         try:
-            return EmbedderIdentity(
+            return CollectionSpec(
                 str(entry["model"]), str(entry["pretrained"]), int(entry["dimension"])
             )
         except (TypeError, KeyError, ValueError):
             return None
 
-    def put(self, key: str, ident: EmbedderIdentity) -> None:
+    def put(self, key: str, ident: CollectionSpec) -> None:
         data = self._read()
         data[key] = {
             "model": ident.model,
@@ -103,7 +104,7 @@ class LazyEmbedder:
                 self._inner = await asyncio.to_thread(build_embedder, self.settings)
             return self._inner
 
-    async def identity(self) -> EmbedderIdentity:
+    async def identity(self) -> CollectionSpec:
         cached = self.cache.get(self.key)
         if cached is not None:
             return cached
