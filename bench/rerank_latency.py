@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-# offline_models -> offline_training when reno-imports moves the generator (TEAM.md)
-from offline_models import scenes
+from offline_training import scenes
 
 
 def _pct(xs: list[float]) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +34,6 @@ log = logging.getLogger(__name__)
 OFFLINE_MODEL_NAME = "offline-tiny"
 REAL_MODEL = "Salesforce/blip-itm-base-coco"
 MAX_TEXT_CHARS = 1000
-ITM_DIR = Path(__file__).resolve().parent.parent / "offline_models" / "weights" / "itm"
 
 Pair = tuple[torch.Tensor, tuple[int, ...]]
 
@@ -54,9 +52,12 @@ class MatcherInfo:
 def resolve_matcher(model: str) -> BlipSpec:
     """Like the captioner's model names, with ``offline-tiny`` the committed matcher."""
     if model.strip() == OFFLINE_MODEL_NAME:
-        if not (ITM_DIR / "config.json").is_file():
-            raise FileNotFoundError(f"offline ITM weights missing under {ITM_DIR}")
-        return BlipSpec(str(ITM_DIR), True, OFFLINE_MODEL_NAME)
+        from offline_models.registry import WEIGHTS_DIR
+
+        itm_dir = WEIGHTS_DIR / "itm"
+        if not (itm_dir / "config.json").is_file():
+            raise FileNotFoundError(f"offline ITM weights missing under {itm_dir}")
+        return BlipSpec(str(itm_dir), True, OFFLINE_MODEL_NAME)
     return resolve(model)
 
 

@@ -14,8 +14,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# offline_models -> offline_training when reno-imports moves the generator (TEAM.md)
-from offline_models import scenes
+from offline_training import scenes
 
 Mention = dict[str, str]
 # Relations between two objects, judged on the layout's centres (x right, y down).

@@ -28,10 +28,8 @@ from typing import Any
 
 import numpy as np
 
-# offline_models -> offline_training when reno-imports moves them (TEAM.md)
-from offline_models import quality, scenes
-from offline_models.inference import HELD_OUT_SEED
-from offline_training import itm_texts
+from offline_training import itm_texts, quality, scenes
+from offline_training.inference import HELD_OUT_SEED
 from offline_training.itm_texts import Statement
 
 RELATIONAL_SEED = 900_201

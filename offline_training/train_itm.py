@@ -37,10 +37,9 @@ from typing import Any
 import torch
 from PIL import Image
 
-# offline_models -> offline_training when reno-imports moves them (TEAM.md)
-from offline_models import registry, scenes, vocab
-from offline_models.train_blip import build_processor
-from offline_training import itm_texts
+from offline_models import registry
+from offline_training import itm_texts, scenes, vocab
+from offline_training.train_blip import build_processor
 
 ITM_DIR = registry.WEIGHTS_DIR / "itm"
 VALIDATION_SEED = 900_101

@@ -15,10 +15,7 @@ from caption_service.matching import BlipMatcher
 from caption_service.server import CaptionServer, start_caption_server
 from caption_service.settings import CaptionerSettings
 from imgsearch.v1 import captioner_pb2, captioner_pb2_grpc
-
-# offline_models -> offline_training when reno-imports moves the generator (TEAM.md)
-from offline_models import scenes
-from offline_training import itm_texts
+from offline_training import itm_texts, scenes
 from tests.conftest import decompression_bomb_png, encode_image
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT

@@ -3,21 +3,12 @@ implementations: in-process wrappers (local.py, the embedded mode) and gRPC
 stubs to the model services (remote.py)."""
 
 from search_gateway.model_clients.base import (
-    CaptionBatch,
     Captioner,
     Embedder,
-    EmbedderIdentity,
+    ImageCaptions,
     ImageVectors,
     ScoreBatch,
     Scorer,
 )
 
-__all__ = [
-    "CaptionBatch",
-    "Captioner",
-    "Embedder",
-    "EmbedderIdentity",
-    "ImageVectors",
-    "ScoreBatch",
-    "Scorer",
-]
+__all__ = ["Captioner", "Embedder", "ImageCaptions", "ImageVectors", "ScoreBatch", "Scorer"]

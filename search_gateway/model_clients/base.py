@@ -4,40 +4,20 @@ plain types, so the gateway code is identical in embedded and service mode."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class EmbedderIdentity:
-    """Which model makes the vectors; stored with the collection."""
-
-    model: str
-    pretrained: str
-    dimension: int
-
-
-@dataclass
-class ImageVectors:
-    """One vector per image (None where it failed) and why each failure."""
-
-    vectors: list[np.ndarray | None]
-    errors: dict[int, str] = field(default_factory=dict)
-
-
-@dataclass
-class CaptionBatch:
-    """One caption per image (None where it failed), and the captioning model."""
-
-    captions: list[str | None]
-    model: str
-    errors: dict[int, str] = field(default_factory=dict)
+from imgsearch.results import ImageCaptions, ImageVectors, PerImage
+from search_gateway.domain import CollectionSpec
 
 
 class Embedder(Protocol):
-    async def identity(self) -> EmbedderIdentity: ...
+    async def identity(self) -> CollectionSpec:
+        """Which model makes the vectors (model, pretrained tag, dimension): the
+        same record the store keeps with the collection."""
+        ...
 
     async def embed_images(
         self, images: Sequence[bytes], timeout: float | None = None
@@ -53,12 +33,14 @@ class Embedder(Protocol):
 
 
 @dataclass
-class ScoreBatch:
+class ScoreBatch(PerImage[float]):
     """Image-text matching probability per image (None where it failed), and the model."""
 
-    scores: list[float | None]
-    model: str
-    errors: dict[int, str] = field(default_factory=dict)
+    model: str = ""
+
+    @property
+    def scores(self) -> list[float | None]:
+        return self.values
 
 
 class Scorer(Protocol):
@@ -77,6 +59,6 @@ class Scorer(Protocol):
 class Captioner(Protocol):
     async def caption_images(
         self, images: Sequence[bytes], timeout: float | None = None
-    ) -> CaptionBatch: ...
+    ) -> ImageCaptions: ...
 
     async def close(self) -> None: ...
