@@ -14,6 +14,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from caption_service.matching import MAX_TEXT_CHARS, BlipMatcher, Pair
+from imgsearch.results import PerImage
 from imgsearch.serving.decoding import decode_all
 from imgsearch.serving.metrics import ServiceMetrics
 from imgsearch.serving.model_runtime import BatchedModelRuntime
@@ -30,12 +31,6 @@ class ScoreLimits:
     max_items_per_request: int = DEFAULT_MAX_PAIRS_PER_REQUEST
     max_request_bytes: int = 64 * 1024 * 1024
     max_text_chars: int = MAX_TEXT_CHARS
-
-
-@dataclass
-class ScoreResult:
-    scores: list[float]  # 0.0 for failed images
-    errors: list[tuple[int, str]]  # (index, reason), sorted by index
 
 
 class ScoreRuntime(BatchedModelRuntime):
@@ -57,16 +52,19 @@ class ScoreRuntime(BatchedModelRuntime):
     def _run_batch(self, items: list[Pair], key: Hashable) -> list[float]:
         return self.model.score_batch(items)
 
-    async def score_images(self, text: str, images: Sequence[bytes], partial: bool) -> ScoreResult:
-        """P(text matches image) per image; with `partial`, bad images are reported."""
+    async def score_images(
+        self, text: str, images: Sequence[bytes], partial: bool
+    ) -> PerImage[float]:
+        """P(text matches image) per image (None where it failed); with `partial`,
+        bad images are reported instead of raised."""
         self._check_request(len(images), "images")
         ids = self.model.encode_text(text)
         decoded = await decode_all(self._decode_pool, self.model.preprocess_image, images)
         if not partial:
             decoded.raise_first_error()
-        scores = [0.0] * len(images)
+        out = PerImage[float](values=[None] * len(images), errors=dict(decoded.errors))
         if decoded.good:
             results = await self._pairs.submit([(t, ids) for _, t in decoded.good])
-            for (i, _), s in zip(decoded.good, results, strict=True):
-                scores[i] = s
-        return ScoreResult(scores=scores, errors=decoded.errors)
+            for (i, _), value in zip(decoded.good, results, strict=True):
+                out.values[i] = value
+        return out

@@ -46,8 +46,8 @@ class CaptionerServicer(captioner_pb2_grpc.CaptionerServicer):
             request.text, list(request.images), request.partial_results
         )
         return captioner_pb2.ScoreResponse(
-            scores=result.scores,
-            errors=[common_pb2.ImageError(index=i, reason=r) for i, r in result.errors],
+            scores=[0.0 if v is None else v for v in result.values],
+            errors=[common_pb2.ImageError(index=i, reason=r) for i, r in result.error_items()],
             model=scorer.model.info.model,
         )
 
