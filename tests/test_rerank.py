@@ -358,3 +358,18 @@ async def test_cli_rerank_prints_both_scores(tmp_path: Path, scene_files: list[P
     # fallbacks are covered in-process above).
     code, out, err = await imgsearch("query", QUERY, "-k", "3", "--rerank", "--rerank-strict")
     assert code != 0 and "no re-rank scorer configured" in err
+
+
+def test_fused_order_breaks_near_ties_with_the_vector_score() -> None:
+    from search_gateway.core import Hit
+    from search_gateway.rerank import fused_order
+
+    hits = [
+        Hit("a", 0.9, "", "", {}, 0.50),
+        Hit("b", 0.8, "", "", {}),  # no image: after the scored ones
+        Hit("c", 0.7, "", "", {}, 0.60),
+        Hit("d", 0.6, "", "", {}, 0.60),
+    ]
+    assert fused_order(hits, 0.0) == [2, 3, 0, 1]  # by P(match); tie c/d in vector order
+    assert fused_order(hits, 0.1) == [2, 0, 3, 1]  # c .6+.033, a .5+.1 = d .6+0: vector order
+    assert fused_order(hits, 5.0) == [0, 2, 3, 1]  # vector order among the scored
