@@ -14,6 +14,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from caption_service.matching import MAX_TEXT_CHARS, BlipMatcher, Pair
+from imgsearch.errors import InvalidInput
 from imgsearch.results import PerImage
 from imgsearch.serving.decoding import decode_all
 from imgsearch.serving.metrics import ServiceMetrics
@@ -58,6 +59,11 @@ class ScoreRuntime(BatchedModelRuntime):
         """P(text matches image) per image (None where it failed); with `partial`,
         bad images are reported instead of raised."""
         self._check_request(len(images), "images")
+        if len(text.strip()) > self.limits.max_text_chars:
+            raise InvalidInput(
+                f"score text has {len(text.strip())} characters; "
+                f"the limit is {self.limits.max_text_chars}"
+            )
         ids = self.model.encode_text(text)
         decoded = await decode_all(self._decode_pool, self.model.preprocess_image, images)
         if not partial:

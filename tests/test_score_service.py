@@ -144,6 +144,7 @@ async def test_score_errors(stub: captioner_pb2_grpc.CaptionerStub) -> None:
     for req, code, needle in cases:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.Score(req)
+            pytest.fail(f"no error for the case {needle!r}")
         assert err.value.code() == code, (needle, err.value.details())
         assert needle in (err.value.details() or ""), err.value.details()
 
