@@ -35,7 +35,7 @@ def settings_for(data_dir: Path, **extra: object) -> GatewaySettings:
         model="offline-tiny",
         pretrained="",
         captions=False,
-        rerank={"model": "offline-tiny"},
+        rerank={"model": "offline-tiny", "vector_weight": 0.0},  # order by P(match) alone
         device="cpu",
         host="127.0.0.1",
         port=0,
