@@ -75,6 +75,15 @@ class GatewaySettings(BaseSettings, ServerSecurity):
     ingest_batch_size: int = Field(32, ge=1, le=1024)
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_file_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="largest file read by path (checked before reading)"
+    )
+    max_response_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="largest Search/Get response (gRPC clients' default receive limit); "
+        "Search drops the hits that do not fit and sets `truncated`",
+    )
     embedder_timeout_s: float = Field(60.0, gt=0)
     captioner_timeout_s: float = Field(300.0, gt=0)
     grace_s: float = Field(20.0, ge=0)
