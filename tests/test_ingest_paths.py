@@ -88,9 +88,11 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         max_image_pixels=MAX_PIXELS,
         captions=False,
     )
-    with ServerThread(lambda: start_gateway_server(settings_)) as thread:
-        with grpc.insecure_channel(f"127.0.0.1:{thread.server.port}") as channel:
-            yield Gateway(gateway_pb2_grpc.SearchGatewayStub(channel), root, secret)
+    with (
+        ServerThread(lambda: start_gateway_server(settings_)) as thread,
+        grpc.insecure_channel(f"127.0.0.1:{thread.server.port}") as channel,
+    ):
+        yield Gateway(gateway_pb2_grpc.SearchGatewayStub(channel), root, secret)
     sock.close()
 
 
@@ -221,9 +223,7 @@ def test_responses_stay_within_the_server_limit(gateway: Gateway) -> None:
         timeout=30,
     )
     assert len(resp.hits) + len(rest.hits) <= 6 and rest.ByteSize() <= MAX_RESPONSE_BYTES
-    small = gateway.stub.Search(
-        gateway_pb2.SearchRequest(image=query, k=1, filter=flt), timeout=30
-    )
+    small = gateway.stub.Search(gateway_pb2.SearchRequest(image=query, k=1, filter=flt), timeout=30)
     assert not small.truncated and len(small.hits) == 1
     with pytest.raises(grpc.RpcError) as err:
         gateway.stub.Get(gateway_pb2.GetRequest(ids=[x.id for x in results]), timeout=30)
@@ -265,6 +265,8 @@ def test_bomb_message_names_the_configured_limit(gateway: Gateway) -> None:
 _NAMES = ["good.jpg", "dir", "dir/", "dir/sub/..", "fifo", "fifo_link", "sock", "loop", "loop_a",
           "zero", "out", "outdir/secret.jpg", "dangling", "big.bin", "text.jpg", "../outside",
           "dir/../good.jpg", "missing", "good.jpg/.."]  # fmt: skip
+_DEVICES = ["/dev/zero", "/dev/null", "/dev/urandom", "/dev/stdin", "/dev/fd/0", "/dev/tty",
+            "/dev", "/", "/proc/self/fd/0"]  # fmt: skip
 _CHARS = ["a", "/", ".", "..", "~", "\x00", "\n", "\t", "\x1b", "\x7f", " ", "é", "*", "\\"]
 
 
@@ -272,8 +274,7 @@ def _paths(root: str) -> st.SearchStrategy[str]:
     text = st.lists(st.sampled_from(_CHARS), max_size=30).map("".join)
     return st.one_of(
         st.sampled_from(_NAMES).map(lambda n: f"{root}/{n}"),
-        st.sampled_from(["/dev/zero", "/dev/null", "/dev/urandom", "/dev/stdin", "/dev/fd/0",
-                         "/dev/tty", "/dev", "/", "/proc/self/fd/0"]),  # fmt: skip
+        st.sampled_from(_DEVICES),
         st.sampled_from(["~", "~/", "~root/x.jpg", "~nosuchuser_imgsearch/x", "~nosuch"]),
         text,
         text.map(lambda t: f"{root}/{t}"),
