@@ -78,11 +78,17 @@ def fit_hits(
     hits: Sequence[gateway_pb2.Hit], model: str, limit: int
 ) -> tuple[list[gateway_pb2.Hit], bool]:
     """The leading hits whose response stays within `limit` bytes, and whether
-    any were left out (the response's `truncated`)."""
+    any were left out (the response's `truncated`). When not even the best hit
+    fits, RESOURCE_EXHAUSTED: an empty page would make paging loop forever."""
     size = gateway_pb2.SearchResponse(model=model, truncated=True).ByteSize()
     for i, hit in enumerate(hits):
         size += _field_size(hit.ByteSize())
         if size > limit:
+            if i == 0:
+                raise TooLarge(
+                    f"the best hit alone is {hit.ByteSize()} bytes, over the server's "
+                    f"response limit of {limit} bytes (max_response_bytes)"
+                )
             return list(hits[:i]), True
     return list(hits), False
 

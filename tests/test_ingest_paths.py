@@ -304,3 +304,22 @@ def test_any_paths_end_every_stream_normally(gateway: Gateway, data: st.DataObje
                 assert res.uri == path[:4096]  # never the resolved target
         else:
             assert res.status in STORED, (path[:80], res)
+
+
+def test_uris_of_one_content_are_bounded(gateway: Gateway) -> None:
+    """A point records at most MAX_PATHS_PER_POINT uris; more are refused, not lost silently."""
+    from search_gateway.ingest.store import MAX_PATHS_PER_POINT
+
+    data = encode_image(pattern(400))
+    reqs = [
+        gateway_pb2.IngestRequest(data=data, uri=f"copy-{i}.jpg")
+        for i in range(MAX_PATHS_PER_POINT + 2)
+    ]
+    results = ingest(gateway.stub, reqs)
+    assert [x.index for x in results] == list(range(len(reqs)))
+    stored = [x for x in results if x.status in STORED]
+    refused = [x for x in results if x.status == FAILED]
+    assert len(stored) == MAX_PATHS_PER_POINT and len(refused) == 2
+    assert {x.error_code for x in refused} == {"RESOURCE_EXHAUSTED"}
+    [point] = gateway.stub.Get(gateway_pb2.GetRequest(ids=[results[0].id]), timeout=30).points
+    assert len(point.payload["paths"].string_list_value.values) == MAX_PATHS_PER_POINT

@@ -30,7 +30,7 @@ from search_gateway.ingest.states import (
     State,
     StoredCopy,
 )
-from search_gateway.ingest.store import StoreCall
+from search_gateway.ingest.store import MAX_PATHS_PER_POINT, StoreCall, too_many_paths
 
 
 class InFlight:
@@ -89,6 +89,9 @@ async def find_exact_duplicates(
         elif s.id in first_in_batch:
             first = first_in_batch[s.id]
             if s.uri != first.loaded.uri and s.uri not in first.extra_paths:
+                if len(first.extra_paths) + 1 >= MAX_PATHS_PER_POINT:
+                    out.append(s.fail(too_many_paths(s.id)))
+                    continue
                 first.extra_paths.append(s.uri)
                 out.append(CopyInBatch(s, first))
             else:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,7 +213,7 @@ async def _step(
 
 async def _batches(
     items: AsyncIterator[Any], batch_size: int
-) -> AsyncIterator[list[tuple[int, Source]]]:
+) -> AsyncGenerator[list[tuple[int, Source]], None]:
     """Micro-batches of (stream index, item). Takes what is already waiting
     (and what arrives within a few ms) without stalling an interactive client
     on a full batch; reads ahead at most two batches."""
