@@ -152,3 +152,30 @@ async def test_a_failed_batch_fails_its_copies_in_the_next(models: Models, tmp_p
             core, [IngestItem(data=a, uri="x.jpg"), IngestItem(data=a, uri="y.jpg")]
         )
         assert [o.status for o in out] == [IngestStatus.ADDED, IngestStatus.DUPLICATE]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("client went away"), asyncio.CancelledError()])
+async def test_a_broken_stream_ends_the_run_never_hangs(
+    models: Models, tmp_path: Path, error: BaseException
+) -> None:
+    """The request stream failing mid-way (after whole batches were sent)
+    surfaces to the caller with the overlapped steps torn down."""
+    images = [encode_image(pattern(60 + i)) for i in range(3)]
+
+    async def broken() -> AsyncIterator[IngestItem]:
+        for i, data in enumerate(images):
+            yield IngestItem(data=data, uri=f"{i}.jpg")
+            await asyncio.sleep(0.1)  # one image per batch
+        raise error
+
+    async with slow_core(models, tmp_path / "data", 1, True) as (core, _slow):
+        seen = []
+
+        async def consume() -> None:
+            async for outcome in core.ingest(broken()):
+                seen.append(outcome)
+
+        with pytest.raises(type(error)):
+            await asyncio.wait_for(consume(), timeout=60)
+        assert all(o.status is IngestStatus.ADDED for o in seen)
+        assert (await core.stats()).count >= len(seen)

@@ -175,13 +175,16 @@ class IngestPipeline:
             except Exception as exc:  # raised again by the consumer
                 await fronted.put(_Stop(exc))
 
-        tasks = [
-            asyncio.ensure_future(front()),
-            asyncio.ensure_future(_step(fronted, modelled, lambda b: self._model(b, timeout))),
-            asyncio.ensure_future(_step(modelled, finished, lambda b: self._finish(b, in_flight))),
-        ]
+        fronting = asyncio.ensure_future(front())
+        modelling = asyncio.ensure_future(
+            _step(fronted, fronting, modelled, lambda b: self._model(b, timeout))
+        )
+        finishing = asyncio.ensure_future(
+            _step(modelled, modelling, finished, lambda b: self._finish(b, in_flight))
+        )
+        tasks = [fronting, modelling, finishing]
         try:
-            while (got := await finished.get()) is not None:
+            while (got := await _handover(finished, finishing)) is not None:
                 if isinstance(got, _Stop):
                     raise got.error
                 yield got
@@ -193,13 +196,37 @@ class IngestPipeline:
                     await task
 
 
+async def _handover(queue: asyncio.Queue[Any], upstream: asyncio.Future[None]) -> Any:
+    """The next thing `upstream` hands over; a _Stop when it ended without
+    handing anything over (cancelled, or a BaseException), so no step and no
+    client ever waits on a step that is gone."""
+    if not queue.empty():
+        return queue.get_nowait()
+    getter = asyncio.ensure_future(queue.get())
+    try:
+        await asyncio.wait({getter, upstream}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not getter.done():
+            getter.cancel()
+    if getter.done() and not getter.cancelled():
+        return getter.result()
+    if not queue.empty():
+        return queue.get_nowait()
+    if upstream.cancelled():
+        return _Stop(asyncio.CancelledError())
+    return _Stop(upstream.exception() or RuntimeError("an ingest step ended early"))
+
+
 async def _step(
-    inbox: asyncio.Queue[Any], outbox: asyncio.Queue[Any], work: Callable[[Any], Awaitable[Any]]
+    inbox: asyncio.Queue[Any],
+    upstream: asyncio.Future[None],
+    outbox: asyncio.Queue[Any],
+    work: Callable[[Any], Awaitable[Any]],
 ) -> None:
     """One pipeline step: batches in, results out, in order; a failure (or the
     end of the stream) is passed on."""
     while True:
-        got = await inbox.get()
+        got = await _handover(inbox, upstream)
         if got is None or isinstance(got, _Stop):
             await outbox.put(got)
             return
