@@ -35,6 +35,7 @@ import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from imgsearch.errors import InvalidInput, NotFound, PermissionDenied, TooLarge
 
@@ -87,12 +88,25 @@ class PathPolicy:
         """(resolved path, bytes) of a readable file under the roots. The
         resolved path is for storing as the uri of an image that was read; no
         error message ever contains it."""
+        resolved, f = self.open(path)
+        with f:
+            try:
+                return resolved, self._read_bounded(f.fileno(), echo(path), self.max_file_bytes)
+            except OSError as exc:
+                raise _os_error(exc, echo(path)) from None
+
+    def open(self, path: str, max_bytes: int | None = None) -> tuple[str, BinaryIO]:
+        """(resolved path, open binary file) under the same rules, for callers
+        that stream a file rather than read it whole (a video by path);
+        `max_bytes` replaces max_file_bytes as the size limit. The caller
+        closes the file and bounds what it reads."""
         check_path_text(path)
         if not self.roots:
             raise PermissionDenied("this gateway does not read files by path; send the bytes")
         shown = echo(path)
         resolved = self._resolve(path, shown)
-        return resolved, self._read_regular(resolved, shown)
+        limit = self.max_file_bytes if max_bytes is None else max_bytes
+        return resolved, self._open_regular(resolved, shown, limit)
 
     def _under_roots(self, resolved: str) -> bool:
         return any(Path(resolved).is_relative_to(root) for root in self.roots)
@@ -107,34 +121,23 @@ class PathPolicy:
             raise PermissionDenied(f"{shown}: outside the gateway's allowed folders")
         return resolved
 
-    def _read_regular(self, resolved: str, shown: str) -> bytes:
+    def _open_regular(self, resolved: str, shown: str, limit: int) -> BinaryIO:
         try:
-            self._check_kind(os.lstat(resolved), shown)
+            _check_kind(os.lstat(resolved), shown, limit)
             fd = os.open(resolved, _OPEN_FLAGS)
         except OSError as exc:
             raise _os_error(exc, shown) from None
         try:
-            self._check_kind(os.fstat(fd), shown)
+            _check_kind(os.fstat(fd), shown, limit)
             self._check_descriptor(fd, shown)
-            return self._read_bounded(fd, shown)
+            os.set_blocking(fd, True)  # a regular file: reads never wait on a writer
+            return os.fdopen(fd, "rb", buffering=0)  # type: ignore[return-value]
         except OSError as exc:
-            raise _os_error(exc, shown) from None
-        finally:
             os.close(fd)
-
-    def _check_kind(self, st: os.stat_result, shown: str) -> None:
-        mode = st.st_mode
-        if stat.S_ISLNK(mode):  # realpath could not resolve it: a loop
-            raise InvalidInput(f"{shown}: a symbolic link that does not resolve (loop)")
-        if stat.S_ISDIR(mode):
-            raise InvalidInput(f"{shown}: is a directory")
-        if not stat.S_ISREG(mode):
-            raise InvalidInput(f"{shown}: not a regular file ({_kind(mode)})")
-        if st.st_size > self.max_file_bytes:
-            raise TooLarge(
-                f"{shown}: {st.st_size} bytes; the gateway reads files up to "
-                f"{self.max_file_bytes} bytes (max_file_bytes)"
-            )
+            raise _os_error(exc, shown) from None
+        except BaseException:
+            os.close(fd)
+            raise
 
     def _check_descriptor(self, fd: int, shown: str) -> None:
         """Where the opened file really is (Linux): a component swapped for a
@@ -146,8 +149,8 @@ class PathPolicy:
         if not self._under_roots(real):
             raise PermissionDenied(f"{shown}: outside the gateway's allowed folders")
 
-    def _read_bounded(self, fd: int, shown: str) -> bytes:
-        limit = self.max_file_bytes
+    @staticmethod
+    def _read_bounded(fd: int, shown: str, limit: int) -> bytes:
         parts: list[bytes] = []
         size = 0
         while True:
@@ -161,6 +164,22 @@ class PathPolicy:
                     f"{shown}: more than {limit} bytes; the gateway reads files up to "
                     f"{limit} bytes (max_file_bytes)"
                 )
+
+
+def _check_kind(st: os.stat_result, shown: str, limit: int) -> None:
+    """Only a regular file within the size limit (before a byte is read)."""
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):  # realpath could not resolve it: a loop
+        raise InvalidInput(f"{shown}: a symbolic link that does not resolve (loop)")
+    if stat.S_ISDIR(mode):
+        raise InvalidInput(f"{shown}: is a directory")
+    if not stat.S_ISREG(mode):
+        raise InvalidInput(f"{shown}: not a regular file ({_kind(mode)})")
+    if st.st_size > limit:
+        raise TooLarge(
+            f"{shown}: {st.st_size} bytes; the gateway reads files up to {limit} bytes "
+            "(max_file_bytes)"
+        )
 
 
 def _kind(mode: int) -> str:
