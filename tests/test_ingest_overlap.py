@@ -129,17 +129,12 @@ async def test_a_failed_batch_fails_its_copies_in_the_next(models: Models, tmp_p
     """A copy waiting on an image whose write failed shares that failure."""
     a = encode_image(pattern(5))
     async with slow_core(models, tmp_path / "data", 1, True) as (core, _slow):
-        pipeline = core.ingest_pipeline
-        real_call = pipeline.store_call
+        from imgsearch.errors import Unavailable
 
-        async def refusing(method: str, *args: Any) -> Any:
-            if method == "upsert":
-                from imgsearch.errors import Unavailable
+        async def refusing(points: Any) -> None:  # the store refuses writes for a while
+            raise Unavailable("store down for this test")
 
-                raise Unavailable("store down for this test")
-            return await real_call(method, *args)
-
-        pipeline.store_call = refusing
+        core.store.upsert = refusing  # type: ignore[method-assign]
         out = await ingest_all(
             core, [IngestItem(data=a, uri="x.jpg"), IngestItem(data=a, uri="y.jpg")]
         )
@@ -147,7 +142,7 @@ async def test_a_failed_batch_fails_its_copies_in_the_next(models: Models, tmp_p
             (IngestStatus.FAILED, "UNAVAILABLE"),
             (IngestStatus.FAILED, "UNAVAILABLE"),
         ]
-        pipeline.store_call = real_call
+        del core.store.upsert  # the real one again
         out = await ingest_all(
             core, [IngestItem(data=a, uri="x.jpg"), IngestItem(data=a, uri="y.jpg")]
         )

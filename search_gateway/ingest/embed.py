@@ -13,8 +13,9 @@ import logging
 from dataclasses import dataclass
 
 from imgsearch.errors import FailedPrecondition, ImgsearchError
+from imgsearch.results import ImageCaptions
 from search_gateway.ingest.states import Embedded, NewImage, Settled, State
-from search_gateway.model_clients.base import CaptionBatch, Captioner, Embedder
+from search_gateway.model_clients.base import Captioner, Embedder
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class ModelStage:
         embed = asyncio.ensure_future(
             self.embedder.embed_images([n.loaded.data for n in new], timeout)
         )
-        caption: asyncio.Future[CaptionBatch] | None = None
+        caption: asyncio.Future[ImageCaptions] | None = None
         if to_caption and self.captioner is not None:
             caption = asyncio.ensure_future(
                 self.captioner.caption_images([n.loaded.data for n in to_caption], timeout)
@@ -70,10 +71,10 @@ class ModelStage:
     async def _apply_captions(
         self,
         new: list[NewImage],
-        caption: asyncio.Future[CaptionBatch] | None,
+        caption: asyncio.Future[ImageCaptions] | None,
         out: dict[int, Embedded | Settled],
     ) -> None:
-        batch: CaptionBatch | None = None
+        batch: ImageCaptions | None = None
         failure: ImgsearchError | None = None
         if caption is None:
             failure = FailedPrecondition("no captioner configured")

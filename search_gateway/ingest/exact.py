@@ -30,7 +30,8 @@ from search_gateway.ingest.states import (
     State,
     StoredCopy,
 )
-from search_gateway.ingest.store import MAX_PATHS_PER_POINT, StoreCall, too_many_paths
+from search_gateway.ingest.store import MAX_PATHS_PER_POINT, too_many_paths
+from search_gateway.tenancy import TenantScope
 
 
 class InFlight:
@@ -58,7 +59,7 @@ def stored_paths(payload: dict[str, Any]) -> list[str]:
 
 
 async def find_exact_duplicates(
-    batch: list[State], store_call: StoreCall, in_flight: InFlight
+    batch: list[State], scope: TenantScope, in_flight: InFlight
 ) -> list[State]:
     """Each Loaded image as NewImage, StoredCopy, CopyInBatch, CopyInFlight,
     or settled as ALREADY_PRESENT; the batch's new images join `in_flight`."""
@@ -69,7 +70,7 @@ async def find_exact_duplicates(
     flying = {s.id: new for s in loaded if (new := in_flight.find(s.id)) is not None}
     ask = list(dict.fromkeys(s.id for s in loaded if s.id not in flying))
     try:
-        stored = {p.id: p for p in await store_call("get", ask)} if ask else {}
+        stored = {p.id: p for p in await scope.get(ask)} if ask else {}
     except ImgsearchError as exc:
         return [s.fail(exc) if isinstance(s, Loaded) else s for s in batch]
     first_in_batch: dict[str, NewImage] = {}

@@ -7,7 +7,6 @@ import these without pulling in models or the store.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 from imgsearch.errors import InvalidInput
 from search_gateway import domain as d
 
-_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_METADATA_BYTES = 16 * 1024
 
 
@@ -73,7 +71,7 @@ class IngestOutcome:
 def validate_metadata(metadata: dict[str, Any]) -> None:
     """User metadata: sane keys, not the gateway's own fields, bounded size."""
     for key in metadata:
-        if not _KEY_RE.fullmatch(key):
+        if d.payload_key_problem(key, nested=False) is not None:
             raise InvalidInput(f"metadata key {key!r}: use letters, digits and _ (max 64)")
         if key in d.RESERVED_FIELDS:
             raise InvalidInput(f"metadata key {key!r} is reserved for the gateway")

@@ -11,12 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from imgsearch.errors import ImgsearchError
-from search_gateway import domain as d
 from search_gateway.ingest.states import Embedded, State
-from search_gateway.ingest.store import StoreCall
+from search_gateway.tenancy import TenantScope
 
 
-async def mark_near_duplicates(batch: list[State], store_call: StoreCall) -> list[State]:
+async def mark_near_duplicates(batch: list[State], scope: TenantScope) -> list[State]:
     """Sets `duplicate_of` on Embedded images that have a near neighbour."""
     out: list[State] = []
     accepted: list[Embedded] = []
@@ -32,9 +31,7 @@ async def mark_near_duplicates(batch: list[State], store_call: StoreCall) -> lis
                 if score > best:
                     best_id, best = earlier.loaded.id, score
             try:
-                hits = await store_call(
-                    "search", s.vector, 1, 0, threshold, d.scoped(None, s.loaded.tenant)
-                )
+                hits = await scope.search(s.vector, 1, 0, threshold)
             except ImgsearchError as exc:
                 out.append(s.new.settle(s.loaded.fail(exc)))
                 continue

@@ -37,9 +37,9 @@ from search_gateway.ingest.near import mark_near_duplicates
 from search_gateway.ingest.paths import PathPolicy
 from search_gateway.ingest.read import read_and_hash
 from search_gateway.ingest.states import NewImage, Settled, Source, State, failed, index_of
-from search_gateway.ingest.store import StoreCall
 from search_gateway.ingest.write import WriteStage
 from search_gateway.model_clients.base import Captioner, Embedder
+from search_gateway.tenancy import TenantScope
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,6 @@ class IngestPipeline:
         self,
         embedder: Embedder,
         captioner: Captioner | None,
-        store_call: StoreCall,
         paths: PathPolicy,
         *,
         batch_size: int = 32,
@@ -83,7 +82,6 @@ class IngestPipeline:
         self.caption_mode = caption_mode
         self.captions_required = captions_required
         self.spool = spool
-        self.store_call = store_call
         self.paths = paths
         self.batch_size = batch_size
         self.max_image_pixels = max_image_pixels
@@ -91,20 +89,20 @@ class IngestPipeline:
 
     # -- the three steps ----------------------------------------------------------
     async def _front(
-        self, sources: list[tuple[int, Source]], tenant: str | None, in_flight: InFlight
+        self, sources: list[tuple[int, Source]], scope: TenantScope, in_flight: InFlight
     ) -> _Batch:
         """Read and hash (on threads), then exact duplicates."""
         loaded: list[State] = list(
             await asyncio.gather(
                 *(
                     asyncio.to_thread(
-                        read_and_hash, i, src, self.paths, tenant, self.max_image_pixels
+                        read_and_hash, i, src, self.paths, scope, self.max_image_pixels
                     )
                     for i, src in sources
                 )
             )
         )
-        states = await find_exact_duplicates(loaded, self.store_call, in_flight)
+        states = await find_exact_duplicates(loaded, scope, in_flight)
         return _Batch(states, [s for s in states if isinstance(s, NewImage)])
 
     async def _model(self, batch: _Batch, timeout: Timeout) -> _Batch:
@@ -114,11 +112,13 @@ class IngestPipeline:
         batch.states = await stage(batch.states, timeout())
         return batch
 
-    async def _finish(self, batch: _Batch, in_flight: InFlight) -> list[IngestOutcome]:
+    async def _finish(
+        self, batch: _Batch, scope: TenantScope, in_flight: InFlight
+    ) -> list[IngestOutcome]:
         """Near-duplicates, then write; every image gets exactly one answer."""
         try:
-            states = await mark_near_duplicates(batch.states, self.store_call)
-            states = await WriteStage(self.store_call, self.spool)(states)
+            states = await mark_near_duplicates(batch.states, scope)
+            states = await WriteStage(scope, self.spool)(states)
         finally:
             for new in batch.new:  # nothing may wait forever on a lost image
                 new.settle(failed(new.loaded.index, "internal error (see gateway log)",
@@ -136,21 +136,22 @@ class IngestPipeline:
     async def run(
         self,
         items: AsyncIterator[Any],
+        scope: TenantScope,
         timeout: Timeout = lambda: None,
-        tenant: str | None = None,
     ) -> AsyncIterator[IngestOutcome]:
-        """Outcomes in stream order, for IngestItems and ReadyImages alike."""
+        """Outcomes in stream order, for IngestItems and ReadyImages alike;
+        `scope` is the caller's view of the store (its tenant)."""
         in_flight = InFlight()
         batches = _batches(items, self.batch_size)
         try:
             if not self.overlap:
                 async for sources in batches:
-                    batch = await self._front(sources, tenant, in_flight)
+                    batch = await self._front(sources, scope, in_flight)
                     batch = await self._model(batch, timeout)
-                    for outcome in await self._finish(batch, in_flight):
+                    for outcome in await self._finish(batch, scope, in_flight):
                         yield outcome
                 return
-            async for outcomes in self._overlapped(batches, timeout, tenant, in_flight):
+            async for outcomes in self._overlapped(batches, timeout, scope, in_flight):
                 for outcome in outcomes:
                     yield outcome
         finally:
@@ -160,7 +161,7 @@ class IngestPipeline:
         self,
         batches: AsyncIterator[list[tuple[int, Source]]],
         timeout: Timeout,
-        tenant: str | None,
+        scope: TenantScope,
         in_flight: InFlight,
     ) -> AsyncIterator[list[IngestOutcome]]:
         fronted: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
@@ -170,7 +171,7 @@ class IngestPipeline:
         async def front() -> None:
             try:
                 async for sources in batches:
-                    await fronted.put(await self._front(sources, tenant, in_flight))
+                    await fronted.put(await self._front(sources, scope, in_flight))
                 await fronted.put(None)
             except Exception as exc:  # raised again by the consumer
                 await fronted.put(_Stop(exc))
@@ -180,7 +181,7 @@ class IngestPipeline:
             _step(fronted, fronting, modelled, lambda b: self._model(b, timeout))
         )
         finishing = asyncio.ensure_future(
-            _step(modelled, modelling, finished, lambda b: self._finish(b, in_flight))
+            _step(modelled, modelling, finished, lambda b: self._finish(b, scope, in_flight))
         )
         tasks = [fronting, modelling, finishing]
         try:

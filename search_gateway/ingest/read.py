@@ -18,24 +18,24 @@ from search_gateway import domain as d
 from search_gateway.ingest.items import IngestItem, ReadyImage, validate_metadata
 from search_gateway.ingest.paths import PathPolicy, echo
 from search_gateway.ingest.states import Loaded, Settled, Source, failed
+from search_gateway.tenancy import TenantScope
 
 MAX_URI_CHARS = 4096  # a uri is stored in the payload and echoed in every hit
 
 
 def read_and_hash(
-    index: int, source: Source, paths: PathPolicy, tenant: str | None, max_pixels: int
+    index: int, source: Source, paths: PathPolicy, scope: TenantScope, max_pixels: int
 ) -> Loaded | Settled:
     """The image's bytes and identity, or why it cannot be ingested."""
     uri = _shown_uri(source)
     try:
         data, uri = _bytes_and_uri(source, paths)
         validate_metadata(source.metadata)
-        if tenant is not None and d.TENANT in source.metadata:
-            raise InvalidInput("metadata key 'tenant' is set by the gateway from your API key")
+        scope.check_metadata(source.metadata)
         if not (0.0 <= source.near_duplicate_threshold <= 1.0):
             raise InvalidInput("near_duplicate_threshold must be within [0, 1]")
         sha256 = hashlib.sha256(data).hexdigest()
-        point_id = d.tenant_point_id(sha256, tenant)
+        point_id = scope.point_id(sha256)
         if isinstance(source, ReadyImage) and source.point_id:
             point_id = d.normalize_point_id(source.point_id)
     except ImgsearchError as exc:
@@ -57,7 +57,6 @@ def read_and_hash(
         metadata=dict(source.metadata),
         with_captions=source.with_captions,
         near_duplicate_threshold=source.near_duplicate_threshold,
-        tenant=tenant,
     )
 
 

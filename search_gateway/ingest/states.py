@@ -58,7 +58,6 @@ class Loaded:
     metadata: dict[str, Any]
     with_captions: bool
     near_duplicate_threshold: float
-    tenant: str | None
 
     def fail(self, exc: BaseException | str, code: str = "INVALID_ARGUMENT") -> Settled:
         return failed(self.index, exc, code, self.id, self.uri)

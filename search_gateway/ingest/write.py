@@ -22,12 +22,13 @@ from search_gateway.ingest.states import (
     State,
     StoredCopy,
 )
-from search_gateway.ingest.store import StoreCall, add_path
+from search_gateway.ingest.store import add_path
+from search_gateway.tenancy import TenantScope
 
 
 @dataclass(frozen=True)
 class WriteStage:
-    store_call: StoreCall
+    scope: TenantScope  # stamps the tenant on every point it writes
     spool: CaptionSpool | None = None
 
     async def __call__(self, batch: list[State]) -> list[State]:
@@ -62,7 +63,7 @@ class WriteStage:
 
     async def _record_path(self, s: StoredCopy | CopyInFlight) -> Settled:
         try:
-            added = await add_path(self.store_call, s.loaded.id, s.loaded.uri)
+            added = await add_path(self.scope, s.loaded.id, s.loaded.uri)
         except ImgsearchError as exc:
             return s.loaded.fail(exc)
         if added is False and isinstance(s, CopyInFlight):
@@ -90,7 +91,7 @@ class WriteStage:
                     if e.caption_pending:
                         await asyncio.to_thread(self.spool.put, e.loaded.id, e.loaded.data)
             points = [d.StoredPoint(e.loaded.id, payload(e, now), e.vector) for e in new]
-            await self.store_call("upsert", points)
+            await self.scope.upsert(points)
         except ImgsearchError as exc:
             return exc
         except OSError as exc:
@@ -119,6 +120,4 @@ def payload(e: Embedded, now: str) -> dict[str, Any]:
         out.update({d.CAPTION_PENDING: e.caption_pending, d.CAPTIONED: False})
     if e.duplicate_of:
         out[d.DUPLICATE_OF] = e.duplicate_of
-    if loaded.tenant is not None:
-        out[d.TENANT] = loaded.tenant
-    return out
+    return out  # TenantScope.upsert stamps the tenant
