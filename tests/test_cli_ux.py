@@ -278,3 +278,27 @@ def test_commands_that_need_no_model_load_none(indexed: tuple[Path, Path]) -> No
             timeout=120,
         )
         assert run.returncode == 0, (args, run.stderr)
+
+
+def test_offline_first_run_fails_fast_with_the_way_out(tmp_path: Path) -> None:
+    write_images(tmp_path / "photos", 2)
+    env = env_for(tmp_path / "data")
+    for name in ("IMGSEARCH_MODEL", "IMGSEARCH_PRETRAINED", "IMGSEARCH_CAPTION_MODEL"):
+        env.pop(name)  # the defaults: ViT-B-32 / laion2b from the hub
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "empty-hf-cache"))
+    started = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, "-m", "search_gateway.cli", "index", str(tmp_path / "photos")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    took = time.monotonic() - started
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, run.stderr
+    assert "--model offline-tiny" in lines[0] and "--pretrained FILE" in lines[0]
+    assert "Hugging Face cache" in lines[0]
+    assert took < 15, f"took {took:.1f} s"  # seconds, not a minute of retries

@@ -139,3 +139,8 @@ def run_command(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `imgsearch ... | head`: the reader has all it wants
         shutdown.finish(0)
         return 0
+    except Exception as exc:  # a bug or an unforeseen failure: one line, -v for more
+        if args.verbose:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (run with -v for the details)", file=sys.stderr)
+        return 1

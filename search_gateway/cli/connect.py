@@ -104,6 +104,10 @@ async def open_api(
     settings = settings_from(args)
     if need_index and collection_exists(settings) is False:
         raise NoIndex(no_index_message(settings))
+    if captions and settings.captions and not settings.captioner.address:
+        from search_gateway.cli.preflight import check_blip
+
+        check_blip(settings)
     embedder = None
     if not settings.embedder.address:
         cache = IdentityCache(Path(settings.data_dir).expanduser() / CACHE_NAME)

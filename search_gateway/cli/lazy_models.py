@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from search_gateway.model_clients.base import Embedder, EmbedderIdentity, ImageVectors
+from imgsearch.results import ImageVectors
+from search_gateway.domain import CollectionSpec as EmbedderIdentity
+from search_gateway.model_clients.base import Embedder
 from search_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,9 @@ class LazyEmbedder:
         async with self._lock:
             if self._inner is None:
                 from search_gateway.assemble import build_embedder
+                from search_gateway.cli.preflight import check_clip
 
+                await asyncio.to_thread(check_clip, self.settings)  # seconds, not a minute
                 self._inner = await asyncio.to_thread(build_embedder, self.settings)
             return self._inner
 
