@@ -302,3 +302,33 @@ def test_offline_first_run_fails_fast_with_the_way_out(tmp_path: Path) -> None:
     assert "--model offline-tiny" in lines[0] and "--pretrained FILE" in lines[0]
     assert "Hugging Face cache" in lines[0]
     assert took < 15, f"took {took:.1f} s"  # seconds, not a minute of retries
+
+
+def test_warm_daemon_answers_later_commands(indexed: tuple[Path, Path], tmp_path: Path) -> None:
+    data = tmp_path / "warm"
+    shutil.copytree(indexed[0], data)
+
+    def timed(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+        started = time.monotonic()
+        run = cli(data, *args)
+        return time.monotonic() - started, run
+
+    cold, first = timed("query", "x", "-k", "3")  # no daemon yet: loads CLIP itself
+    assert first.returncode == 0, first.stderr
+    _, _ = timed("--warm", "--warm-idle", "60", "query", "x", "-k", "3")
+    try:
+        assert (data / "cli.sock").exists()
+        warm = [timed("query", "x", "-k", "3") for _ in range(3)]
+        assert all(run.stdout == first.stdout for _, run in warm)  # the same answers
+        best = min(t for t, _ in warm)
+        assert best < cold / 2, f"warm {best:.2f} s vs cold {cold:.2f} s"
+        bad = cli(data, "query", "x", "--filter", "camera_id==7")
+        assert bad.returncode == 2 and "'==' is not an operator" in bad.stderr
+        assert "pid" in cli(data, "daemon", "status").stdout
+    finally:
+        assert cli(data, "daemon", "stop").returncode == 0
+    deadline = time.monotonic() + 30
+    while (data / "cli.sock").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (data / "cli.sock").exists()
+    assert json.loads(cli(data, "stats", "--json").stdout)["count"] == 12  # embedded again
