@@ -363,15 +363,16 @@ class IngestPipeline:
                 for earlier in accepted:
                     assert earlier.vector is not None
                     score = float(np.dot(earlier.vector, w.vector))
-                    if score > best:
-                        best_id, best = earlier.id, score
+                    if score > best:  # point at the group's representative, not a chain
+                        best_id, best = earlier.duplicate_of or earlier.id, score
                 try:
                     hits = await w.scope.search(w.vector, 1, 0, threshold)
                 except ImgsearchError as exc:
                     w.fail(exc)
                     continue
                 if hits and hits[0].score > best:
-                    best_id, best = hits[0].id, hits[0].score
+                    representative = hits[0].payload.get(d.DUPLICATE_OF) or hits[0].id
+                    best_id, best = str(representative), hits[0].score
                 if best >= threshold and best_id != w.id:
                     w.duplicate_of = best_id
             accepted.append(w)

@@ -332,3 +332,23 @@ def test_warm_daemon_answers_later_commands(indexed: tuple[Path, Path], tmp_path
         time.sleep(0.1)
     assert not (data / "cli.sock").exists()
     assert json.loads(cli(data, "stats", "--json").stdout)["count"] == 12  # embedded again
+
+
+def test_near_duplicates_point_at_the_representative(tmp_path: Path) -> None:
+    """q95 -> q70 -> q40 used to chain; now both later ones name the first."""
+    (original,) = write_images(tmp_path / "src", 1, seed=5, side=96)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    picture = Image.open(original).convert("RGB")
+    for quality in (95, 70, 40):
+        picture.save(photos / f"q{quality}.jpg", quality=quality)
+    data = tmp_path / "data"
+    run = cli(data, "index", str(photos), "--no-progress", "--near-duplicates", "0.9")
+    assert run.returncode == 0, run.stderr
+    assert "stored 3 (new 1 · near-duplicate 2)" in run.stdout
+    hits = json.loads(cli(data, "query", "x", "-k", "3", "--json").stdout)["hits"]
+    representative = [h for h in hits if "duplicate_of" not in h["payload"]]
+    assert len(representative) == 1, hits
+    rep_id = representative[0]["id"]
+    marked = [h for h in hits if "duplicate_of" in h["payload"]]
+    assert len(marked) == 2 and all(h["payload"]["duplicate_of"] == rep_id for h in marked)
