@@ -200,7 +200,12 @@ async def run_daemon(args: argparse.Namespace) -> int:
         return daemon.control(settings_from(args).data_dir, {args.action: True})
     connect.keep_cores()
     path = daemon.socket_path(settings_from(args).data_dir)
-    await daemon.Daemon(path, args.idle, lambda a: a.func(a)).serve()
+    parser = build_parser()
+
+    async def run(parsed: argparse.Namespace) -> int:
+        return await handle_errors(parsed, parsed.func(parsed))
+
+    await daemon.Daemon(path, args.idle, parser.parse_args, run).serve()
     return 0
 
 

@@ -30,7 +30,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,10 +149,19 @@ class _Stream(io.TextIOBase):
 class Daemon:
     """Serves CLI commands on a unix socket until idle for idle_s."""
 
-    def __init__(self, path: Path, idle_s: float, run: Callable[[argparse.Namespace], Any]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        idle_s: float,
+        parse: Callable[[Sequence[str]], argparse.Namespace],
+        run: Callable[[argparse.Namespace], Awaitable[int]],
+    ) -> None:
         self.path = path
         self.idle_s = idle_s
-        self.run = run  # runs a parsed command's coroutine function
+        # The CLI's parser and its error-handling runner, passed in (so this
+        # module does not import the parser module back).
+        self.parse = parse
+        self.run = run
         self.env = forwarded_env()
         self.lock = asyncio.Lock()
         self.last_used = time.monotonic()
@@ -222,8 +231,6 @@ class Daemon:
             )
             return 2
         async with self.lock:
-            from search_gateway.cli.app import build_parser, handle_errors
-
             state = shutdown.Shutdown()
             task: asyncio.Task[Any] | None = None
 
@@ -236,12 +243,12 @@ class Daemon:
             try:
                 with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                     try:
-                        args = build_parser().parse_args(request["argv"])
+                        args = self.parse(request["argv"])
                     except SystemExit as exc:  # --help, or a usage error (already printed)
                         return int(exc.code or 0)
                     os.chdir(request["cwd"])
                     shutdown.install(state)
-                    task = asyncio.ensure_future(handle_errors(args, self.run(args)))
+                    task = asyncio.ensure_future(self.run(args))
                     try:
                         return int(await task)
                     except asyncio.CancelledError:
