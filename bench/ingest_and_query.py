@@ -228,9 +228,9 @@ async def main() -> None:
                     print(f"{'':<13} {w}x{h:<5} overlapped / sequential = "
                           f"{got_by[True] / got_by[False]:.2f}x")  # fmt: skip
     names = list(models)
-    for size in (f"{w}x{h}" for w, h in photo_sizes):
+    for label in (f"{w}x{h}" for w, h in photo_sizes):
         for name in names[1:]:
-            print(f"{size}: {name} ingests {rates[(name, size)] / rates[(names[0], size)]:.2f}x "
+            print(f"{label}: {name} ingests {rates[(name, label)] / rates[(names[0], label)]:.2f}x "
                   f"the images/s of {names[0]}")  # fmt: skip
     model = models[names[-1]]
 
