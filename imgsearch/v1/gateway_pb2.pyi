@@ -236,18 +236,20 @@ class Hit(_message.Message):
     def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., uri: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Mapping[str, _common_pb2.Value]] = ..., rerank_score: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "model", "reranked", "rerank_model", "rerank_note")
+    __slots__ = ("hits", "model", "truncated", "reranked", "rerank_model", "rerank_note")
     HITS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     RERANKED_FIELD_NUMBER: _ClassVar[int]
     RERANK_MODEL_FIELD_NUMBER: _ClassVar[int]
     RERANK_NOTE_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     model: str
+    truncated: bool
     reranked: bool
     rerank_model: str
     rerank_note: str
-    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., model: _Optional[str] = ..., reranked: _Optional[bool] = ..., rerank_model: _Optional[str] = ..., rerank_note: _Optional[str] = ...) -> None: ...
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., model: _Optional[str] = ..., truncated: _Optional[bool] = ..., reranked: _Optional[bool] = ..., rerank_model: _Optional[str] = ..., rerank_note: _Optional[str] = ...) -> None: ...
 
 class GetRequest(_message.Message):
     __slots__ = ("ids",)
