@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from embedder_service.model import ClipEmbedder
+from imgsearch.serving.batching import DynamicBatcher
 from imgsearch.serving.decoding import decode_all
 from imgsearch.serving.metrics import ServiceMetrics
 from imgsearch.serving.model_runtime import BatchedModelRuntime
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 class Limits:
     max_batch_size: int = 32
     max_wait_s: float = 0.005
+    max_fill_wait_s: float = 0.05
     max_queue: int = 4096
     max_items_per_request: int = 512
     max_request_bytes: int = 64 * 1024 * 1024
@@ -61,18 +64,29 @@ class EmbedderRuntime(BatchedModelRuntime):
             lambda items, _key: list(model.encode_text_batch(items)), "text", "text"
         )
 
+    @property
+    def image_batcher(self) -> DynamicBatcher[torch.Tensor, np.ndarray]:
+        """The image tower's batcher (benches read its stats and knobs)."""
+        return self._images
+
     async def embed_images(self, images: Sequence[bytes], partial: bool) -> ImageResult:
         """Vectors per image; with `partial`, bad images are reported instead of raised."""
         self._check_request(len(images), "images")
-        decoded = await decode_all(self._decode_pool, self.model.preprocess_image, images)
-        if not partial:
-            decoded.raise_first_error()
-        good, errors = decoded.good, decoded.errors
-        vectors: list[np.ndarray | None] = [None] * len(images)
-        if good:
-            results = await self._images.submit([t for _, t in good])
-            for (i, _), v in zip(good, results, strict=True):
-                vectors[i] = v
+        # Announced before decoding, so a batch forming now waits for these
+        # images instead of leaving with the few already decoded.
+        incoming = self._images.expect(len(images))
+        try:
+            decoded = await decode_all(self._decode_pool, self.model.preprocess_image, images)
+            if not partial:
+                decoded.raise_first_error()
+            good, errors = decoded.good, decoded.errors
+            vectors: list[np.ndarray | None] = [None] * len(images)
+            if good:
+                results = await self._images.submit([t for _, t in good], incoming=incoming)
+                for (i, _), v in zip(good, results, strict=True):
+                    vectors[i] = v
+        finally:
+            incoming.release()
         return ImageResult(vectors=vectors, errors=errors)
 
     async def embed_texts(self, texts: Sequence[str]) -> tuple[list[np.ndarray], list[bool]]:

@@ -26,10 +26,11 @@ class EmbedderSettings(ModelServiceSettings):
     )
     # The names of embedder_service.backends.RUNTIMES (a test keeps them equal;
     # not imported here, so settings stay importable without torch).
-    runtime: Literal["auto", "eager", "bf16", "bf16-compile"] = Field(
+    runtime: Literal["auto", "eager", "bf16", "bf16-fused", "bf16-compile"] = Field(
         "auto",
-        description="auto (bf16 on CPUs with native bf16, else eager), eager (float32 CPU, "
-        "float16 CUDA), bf16, bf16-compile (fastest on CPU; compiles for minutes at start)",
+        description="auto (bf16-fused on CPUs with native bf16, else eager), eager (float32 "
+        "CPU, float16 CUDA), bf16, bf16-fused (oneDNN post-op fusion, fastest on CPU), "
+        "bf16-compile (compiles for minutes at start)",
     )
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=-1, le=65535, description="-1 disables")

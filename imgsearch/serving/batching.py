@@ -13,6 +13,16 @@ Items carry their own futures, so a request whose items are split over two
 model batches (or share one with other requests) is answered when all its
 items are done, and a failure in one request's preprocessing never reaches
 the batch at all.
+
+Items on their way: a request announces its items (`expect(n)`) before it
+decodes them. Without that, N concurrent single-image clients answered by
+one batch all send their next image at once, the first decoded one starts a
+batch `max_wait_s` later with the few that made it, and the batches settle at
+about half the clients (measured: mean 15 of 32). With it, the batcher keeps
+waiting (up to `max_fill_wait_s` after the head) while announced items could
+still fill the batch, and stops at once when they have all arrived or were
+dropped (bad image, cancelled call). Requests that announce nothing (one
+client, sequential calls) see only `max_wait_s`, as before.
 """
 
 from __future__ import annotations
@@ -55,6 +65,25 @@ class _Pending(Generic[ItemT]):
 BatchObserver = Callable[[int, float, float], None]  # (size, queue wait s, run s)
 
 
+class Incoming:
+    """Items a request has announced and not yet queued (they are decoding).
+
+    `release()` (idempotent) takes them off the count; `submit` calls it when
+    the decoded items are queued, the caller's `finally` when decoding failed.
+    """
+
+    def __init__(self, batcher: DynamicBatcher[Any, Any], n: int) -> None:
+        self._batcher = batcher
+        self._n = n
+        batcher._incoming += n
+
+    def release(self) -> None:
+        if self._n:
+            self._batcher._incoming -= self._n
+            self._n = 0
+            self._batcher._wake()
+
+
 class DynamicBatcher(Generic[ItemT, ResultT]):
     """Runs `run_batch(items, key) -> results` over coalesced items.
 
@@ -62,6 +91,8 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         run_batch: the model call; must return one result per item, in order.
         max_batch_size: largest batch handed to `run_batch`.
         max_wait_s: how long the first item of a batch waits for company.
+        max_fill_wait_s: how long it waits at most while announced items
+            (`expect`) are still decoding and could fill the batch.
         max_queue: items allowed to wait; beyond it `submit` raises Overloaded.
         on_batch: optional observer for metrics.
     """
@@ -73,6 +104,7 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         max_batch_size: int,
         max_wait_s: float,
         max_queue: int,
+        max_fill_wait_s: float = 0.0,
         name: str = "model",
         on_batch: BatchObserver | None = None,
         on_queue_depth: Callable[[int], None] | None = None,
@@ -82,6 +114,8 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         self._run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
+        self.max_fill_wait_s = max(max_fill_wait_s, max_wait_s)
+        self._incoming = 0
         self.max_queue = max_queue
         self._on_batch = on_batch
         self._on_queue_depth = on_queue_depth
@@ -104,8 +138,24 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             self._wakeup = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
-    async def submit(self, items: Sequence[ItemT], key: Hashable = None) -> list[ResultT]:
-        """Queues items and waits for their results, in order."""
+    @property
+    def incoming(self) -> int:
+        """Items announced with `expect` and not queued yet."""
+        return self._incoming
+
+    def expect(self, n: int) -> Incoming:
+        """Announces `n` items that are being prepared; see the module doc."""
+        return Incoming(self, n)
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def submit(
+        self, items: Sequence[ItemT], key: Hashable = None, incoming: Incoming | None = None
+    ) -> list[ResultT]:
+        """Queues items and waits for their results, in order; `incoming` (the
+        announcement of these items) is released as they are queued."""
         if self._closed:
             raise NotReady("server is shutting down")
         if self._task is None:
@@ -118,6 +168,8 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         now = time.perf_counter()
         pending = [_Pending(item, key, loop.create_future(), now) for item in items]
         self._queue.extend(pending)
+        if incoming is not None:
+            incoming.release()
         self._notify_depth()
         assert self._wakeup is not None
         self._wakeup.set()
@@ -183,8 +235,12 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             return []
         head = self._queue[0]
         deadline = head.enqueued + self.max_wait_s
+        fill_deadline = head.enqueued + self.max_fill_wait_s
         while self._count_key(head.key) < self.max_batch_size:
-            remaining = deadline - time.perf_counter()
+            # Announced items still decoding may fill the batch: worth waiting
+            # for (up to the fill deadline); otherwise only max_wait_s.
+            limit = fill_deadline if self._incoming > 0 else deadline
+            remaining = limit - time.perf_counter()
             if remaining <= 0:
                 break
             self._wakeup.clear()

@@ -1,0 +1,80 @@
+"""DynamicBatcher: announced items fill a batch; nothing announced, nothing waited for."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Hashable
+
+from imgsearch.serving.batching import DynamicBatcher
+
+
+def _batcher(fill_wait_s: float, sizes: list[int]) -> DynamicBatcher[int, int]:
+    def run(items: list[int], _key: Hashable) -> list[int]:
+        sizes.append(len(items))
+        return [i * 10 for i in items]
+
+    return DynamicBatcher(
+        run, max_batch_size=8, max_wait_s=0.001, max_queue=64, max_fill_wait_s=fill_wait_s
+    )
+
+
+async def _client(
+    batcher: DynamicBatcher[int, int], i: int, decode_s: float, announce: bool
+) -> list[int]:
+    """One single-item request whose item takes `decode_s` to prepare."""
+    incoming = batcher.expect(1) if announce else None
+    try:
+        await asyncio.sleep(decode_s)
+        return await batcher.submit([i], incoming=incoming)
+    finally:
+        if incoming is not None:
+            incoming.release()
+
+
+async def _eight_clients(announce: bool) -> list[int]:
+    sizes: list[int] = []
+    batcher = _batcher(fill_wait_s=2.0, sizes=sizes)
+    batcher.start()
+    # Decodes finish over 80 ms, far beyond max_wait (1 ms).
+    got = await asyncio.gather(*(_client(batcher, i, 0.01 * i, announce) for i in range(8)))
+    assert [r[0] for r in got] == [i * 10 for i in range(8)]
+    await batcher.close()
+    return sizes
+
+
+async def test_announced_items_fill_one_batch() -> None:
+    assert await _eight_clients(announce=True) == [8]
+
+
+async def test_without_announcing_the_batch_leaves_early() -> None:
+    # The control for the test above: the same load without `expect` splits.
+    assert len(await _eight_clients(announce=False)) > 1
+
+
+async def test_dropped_announcement_stops_the_wait() -> None:
+    sizes: list[int] = []
+    batcher = _batcher(fill_wait_s=5.0, sizes=sizes)
+    batcher.start()
+    lost = batcher.expect(1)  # a request whose image will turn out bad
+    started = time.perf_counter()
+    pending = asyncio.ensure_future(batcher.submit([1], incoming=batcher.expect(1)))
+    await asyncio.sleep(0.05)
+    assert batcher.incoming == 1 and not pending.done()  # still waiting for the other
+    lost.release()
+    assert await pending == [10]
+    assert time.perf_counter() - started < 2.0, "waited for the fill deadline, not the release"
+    assert batcher.incoming == 0 and sizes == [1]
+    await batcher.close()
+
+
+async def test_full_batch_does_not_wait_for_more() -> None:
+    sizes: list[int] = []
+    batcher = _batcher(fill_wait_s=5.0, sizes=sizes)
+    batcher.start()
+    more = batcher.expect(4)  # announced, never sent
+    started = time.perf_counter()
+    assert await batcher.submit(list(range(8))) == [i * 10 for i in range(8)]
+    assert time.perf_counter() - started < 2.0 and sizes == [8]
+    more.release()
+    await batcher.close()
