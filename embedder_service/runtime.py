@@ -57,10 +57,10 @@ class EmbedderRuntime(BatchedModelRuntime):
         super().__init__(
             model, limits, metrics or ServiceMetrics.create("embedder"), decode_workers
         )
-        self._images = self._batcher(
+        self._images: DynamicBatcher[torch.Tensor, np.ndarray] = self._batcher(
             lambda items, _key: list(model.encode_image_batch(items)), "image", "image"
         )
-        self._texts = self._batcher(
+        self._texts: DynamicBatcher[torch.Tensor, np.ndarray] = self._batcher(
             lambda items, _key: list(model.encode_text_batch(items)), "text", "text"
         )
 

@@ -25,13 +25,13 @@ from embedder_service.backends import (
     EAGER,
     RUNTIME_CHOICES,
     choose_runtime,
-    cpu_has_native_bf16,
     create_backend,
     offered_runtimes,
 )
 from embedder_service.model import ClipEmbedder
 from embedder_service.server import start_embedder_server
 from embedder_service.settings import EmbedderSettings
+from imgsearch.precision import cpu_has_native_bf16
 from tests.conftest import encode_image, pattern
 from tests.tiny_models import SMALL_CLIP_CONFIG, build_tiny_clip
 
