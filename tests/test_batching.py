@@ -78,3 +78,24 @@ async def test_full_batch_does_not_wait_for_more() -> None:
     assert time.perf_counter() - started < 2.0 and sizes == [8]
     more.release()
     await batcher.close()
+
+
+async def test_fill_wait_follows_the_batch_run_time() -> None:
+    """Slow batches (a loaded CPU, a big model) make waiting for decodes worth
+    longer than the fixed minimum: half a recent batch's run time."""
+    sizes: list[int] = []
+
+    def slow(items: list[int], _key: Hashable) -> list[int]:
+        time.sleep(0.4)
+        sizes.append(len(items))
+        return items
+
+    batcher: DynamicBatcher[int, int] = DynamicBatcher(
+        slow, max_batch_size=4, max_wait_s=0.001, max_queue=64, max_fill_wait_s=0.01
+    )
+    batcher.start()
+    await batcher.submit([0, 1, 2, 3])  # one batch teaches it a run time of ~0.4 s
+    got = await asyncio.gather(*(_client(batcher, i, 0.05 * i, True) for i in range(4)))
+    assert got == [[0], [1], [2], [3]]
+    assert sizes == [4, 4], "waited only the fixed 10 ms for images 0.15 s away"
+    await batcher.close()

@@ -19,9 +19,14 @@ decodes them. Without that, N concurrent single-image clients answered by
 one batch all send their next image at once, the first decoded one starts a
 batch `max_wait_s` later with the few that made it, and the batches settle at
 about half the clients (measured: mean 15 of 32). With it, the batcher keeps
-waiting (up to `max_fill_wait_s` after the head) while announced items could
-still fill the batch, and stops at once when they have all arrived or were
-dropped (bad image, cancelled call). Requests that announce nothing (one
+waiting while announced items could still fill the batch, and stops at once
+when they have all arrived or were dropped (bad image, cancelled call). The
+wait is bounded by the larger of `max_fill_wait_s` and half of a recent batch's
+run time: waiting for images that are already decoding costs at most half a
+batch, and on a CPU host the decode threads and the model share the cores, so
+the model idling while they decode loses little (a fixed 50 ms was too short
+on a loaded 2-core box, where 32 decodes took longer and batches fell back to
+about 10 of 32). Requests that announce nothing (one
 client, sequential calls) see only `max_wait_s`, as before.
 """
 
@@ -91,8 +96,9 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         run_batch: the model call; must return one result per item, in order.
         max_batch_size: largest batch handed to `run_batch`.
         max_wait_s: how long the first item of a batch waits for company.
-        max_fill_wait_s: how long it waits at most while announced items
-            (`expect`) are still decoding and could fill the batch.
+        max_fill_wait_s: how long it waits at least (when needed) while
+            announced items (`expect`) are still decoding and could fill the
+            batch; 0 = never wait for them (only max_wait_s).
         max_queue: items allowed to wait; beyond it `submit` raises Overloaded.
         on_batch: optional observer for metrics.
     """
@@ -116,6 +122,7 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         self.max_wait_s = max_wait_s
         self.max_fill_wait_s = max(max_fill_wait_s, max_wait_s)
         self._incoming = 0
+        self._run_s = 0.0  # moving average of a batch's run time
         self.max_queue = max_queue
         self._on_batch = on_batch
         self._on_queue_depth = on_queue_depth
@@ -217,6 +224,7 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
                         p.future.set_exception(exc)
                 continue
             ran = time.perf_counter() - started
+            self._run_s = ran if not self._run_s else 0.8 * self._run_s + 0.2 * ran
             for p, r in zip(batch, results, strict=True):
                 if not p.future.done():
                     p.future.set_result(r)
@@ -235,7 +243,10 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             return []
         head = self._queue[0]
         deadline = head.enqueued + self.max_wait_s
-        fill_deadline = head.enqueued + self.max_fill_wait_s
+        fill_wait = self.max_fill_wait_s
+        if fill_wait > self.max_wait_s:  # on (max_fill_wait_s=0 turns it all off)
+            fill_wait = max(fill_wait, self._run_s / 2)
+        fill_deadline = head.enqueued + fill_wait
         while self._count_key(head.key) < self.max_batch_size:
             # Announced items still decoding may fill the batch: worth waiting
             # for (up to the fill deadline); otherwise only max_wait_s.

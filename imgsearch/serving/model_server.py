@@ -46,8 +46,9 @@ class ModelServiceSettings(BaseSettings, ServerSecurity):
         50.0,
         ge=0,
         le=1000,
-        description="how long a batch waits at most for images that requests already sent "
-        "and that are still decoding (fills batches under many single-image clients)",
+        description="how long a batch may wait for images that requests already sent and "
+        "that are still decoding (at least; up to half a batch's run time); fills batches "
+        "under many single-image clients; 0 = off",
     )
     max_queue: int = Field(4096, ge=1, description="items waiting before RESOURCE_EXHAUSTED")
     max_items_per_request: int = Field(512, ge=1)
