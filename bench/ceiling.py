@@ -9,7 +9,10 @@ forward hooks from a real forward pass), and replays exactly those shapes, in
 the model's dtype, through the calls the model makes (`F.linear` -> addmm/mm,
 `torch.bmm`), in short windows. Benches interleave these windows with the
 model's own windows, many times over the run, and report the best and the
-median window of both. "images/s at the ceiling" is the batch divided by the
+median window of both. `call` picks the matmul call the runtime itself uses:
+"linear" (`F.linear`, i.e. addmm, which copies the bias into the output
+before the GEMM) for eager/bf16/compiled, "onednn" (`mkldnn._linear_pointwise`,
+bias as a post-op) for the fused runtime. "images/s at the ceiling" is the batch divided by the
 time of the GEMMs alone: what the model would do if everything that is not a
 matmul (norms, softmax, GELU, copies, Python) took no time.
 """
@@ -66,13 +69,26 @@ def image_tower_gemms(visual: torch.nn.Module, pixels: torch.Tensor) -> list[Gem
         found.append(Gemm(tokens, tokens, hd, batch=b * heads, kind="bmm"))  # attn @ v
         found.append(Gemm(m, d, d, bias=mod.out_proj.bias is not None))  # out projection
 
+    def on_fused(mod: torch.nn.Module, args: tuple[torch.Tensor, ...], _out: object) -> None:
+        # embedder_service.runtime_fused.FusedBlock: the same GEMMs, no modules.
+        b, tokens, d = args[0].shape
+        heads, hd, m = int(mod.heads), d // int(mod.heads), b * tokens
+        found.append(Gemm(m, d, mod.qkv_w.shape[0], bias=mod.qkv_b is not None))
+        found.append(Gemm(tokens, hd, tokens, batch=b * heads, kind="bmm"))
+        found.append(Gemm(tokens, tokens, hd, batch=b * heads, kind="bmm"))
+        found.append(Gemm(m, d, mod.out_w.shape[0], bias=mod.out_b is not None))
+        found.append(Gemm(m, d, mod.fc_w.shape[0], bias=mod.fc_b is not None))
+        found.append(Gemm(m, mod.fc_w.shape[0], mod.proj_w.shape[0], bias=mod.proj_b is not None))
+
     def on_conv(mod: torch.nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         k = mod.weight[0].numel()
         found.append(Gemm(out.shape[0] * out.shape[2] * out.shape[3], k, mod.weight.shape[0]))
 
     attention_projections = set()
     for mod in visual.modules():
-        if isinstance(mod, torch.nn.MultiheadAttention):
+        if hasattr(mod, "qkv_w"):
+            hooks.append(mod.register_forward_hook(on_fused))
+        elif isinstance(mod, torch.nn.MultiheadAttention):
             hooks.append(mod.register_forward_hook(on_attention))
             attention_projections.add(id(mod.out_proj))
     for mod in visual.modules():
@@ -115,9 +131,15 @@ class GemmCeiling:
     """Replays a model's GEMMs in its dtype, on its device; images/s if only they ran."""
 
     def __init__(
-        self, gemms: list[Gemm], batch: int, dtype: torch.dtype, device: str | torch.device = "cpu"
+        self,
+        gemms: list[Gemm],
+        batch: int,
+        dtype: torch.dtype,
+        device: str | torch.device = "cpu",
+        call: str = "linear",
     ) -> None:
         self.gemms = gemms
+        self.call = call
         self.batch = batch
         self.dtype = dtype
         self.device = torch.device(device)
@@ -133,7 +155,13 @@ class GemmCeiling:
                 x = self._rand((g.m, g.k), gen)
                 w = self._rand((g.n, g.k), gen)
                 bias = self._rand((g.n,), gen) if g.bias else None
-                self._calls.append(lambda x=x, w=w, bias=bias: F.linear(x, w, bias))
+                if call == "onednn":
+                    op = torch.ops.mkldnn._linear_pointwise
+                    self._calls.append(
+                        lambda x=x, w=w, bias=bias, op=op: op(x, w, bias, "none", [], "")
+                    )
+                else:
+                    self._calls.append(lambda x=x, w=w, bias=bias: F.linear(x, w, bias))
         self.windows = Windows()
 
     def _rand(self, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
@@ -143,10 +171,10 @@ class GemmCeiling:
     @classmethod
     def for_model(
         cls, visual: torch.nn.Module, batch: int, image_size: int, dtype: torch.dtype,
-        device: str | torch.device = "cpu",
+        device: str | torch.device = "cpu", call: str = "linear",
     ) -> GemmCeiling:  # fmt: skip
         pixels = torch.zeros(batch, 3, image_size, image_size, dtype=dtype, device=device)
-        return cls(image_tower_gemms(visual, pixels), batch, dtype, device)
+        return cls(image_tower_gemms(visual, pixels), batch, dtype, device, call)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -183,7 +211,8 @@ class GemmCeiling:
         w = self.windows
         return (
             f"matmul ceiling ({len(self.gemms)} GEMMs of the image tower at batch {self.batch}, "
-            f"{self.flops / self.batch / 1e9:.2f} GFLOP/image, {str(self.dtype).removeprefix('torch.')}): "
+            f"{self.flops / self.batch / 1e9:.2f} GFLOP/image, "
+            f"{str(self.dtype).removeprefix('torch.')} via {self.call}): "
             f"{len(w.rates)} windows, best {w.best:.1f} img/s ({self.gflops(w.best):.0f} GFLOP/s), "
             f"median {w.median:.1f} img/s ({self.gflops(w.median):.0f} GFLOP/s)"
         )

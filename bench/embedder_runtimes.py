@@ -31,6 +31,7 @@ from PIL import Image
 from bench.ceiling import GemmCeiling, Windows
 from embedder_service.backends import EAGER, offered_runtimes
 from embedder_service.model import ClipEmbedder
+from embedder_service.runtime_fused import fusable
 from embedder_service.server import EmbedderServer, start_embedder_server
 from embedder_service.settings import EmbedderSettings
 from imgsearch.images import decode_rgb
@@ -73,6 +74,12 @@ async def service_rate(
         await stub.EmbedImages(request)
         done += batch
     return done / (time.perf_counter() - started)
+
+
+def ceiling_key(server: EmbedderServer) -> tuple[torch.dtype, str]:
+    """The dtype a runtime multiplies in and the matmul call it makes."""
+    backend = server.runtime.model.backend
+    return backend.dtype, "onednn" if backend.fused else "linear"
 
 
 async def start(args: argparse.Namespace, runtime: str) -> tuple[EmbedderServer, float]:
@@ -150,27 +157,36 @@ async def main() -> None:
     # The machine is shared: runtimes are measured in turn, round after round,
     # and each keeps its best round, so a burst of outside load does not land
     # on one runtime only.
-    # One ceiling per dtype, from the first server of that dtype's own tower.
-    ceilings: dict[torch.dtype, GemmCeiling] = {}
+    # One ceiling per (dtype, matmul call), from the first server of that kind.
+    ceilings: dict[tuple[torch.dtype, str], GemmCeiling] = {}
+    # Both calls for every dtype (where oneDNN's fused linear exists), so the
+    # table shows what the addmm path itself leaves on the table.
+    calls = ["linear"] + (["onednn"] if fusable() is None else [])
     for server in servers.values():
         model = server.runtime.model
-        dtype = model.backend.dtype
-        if dtype not in ceilings:
-            ceilings[dtype] = GemmCeiling.for_model(
-                model._model.visual, CEILING_BATCH, model.info.image_size, dtype
-            )
+        for call in calls:
+            key = (model.backend.dtype, call)
+            if key not in ceilings:
+                ceilings[key] = GemmCeiling.for_model(
+                    model._model.visual, CEILING_BATCH, model.info.image_size, key[0], call=call
+                )
     rows: dict[str, dict[str, float]] = {r: {} for r in runtimes}
     core32 = {r: Windows() for r in runtimes}
     paired = {r: Windows() for r in runtimes}
     for n in range(args.rounds):
         for runtime, server in servers.items():
-            ceiling = ceilings[server.runtime.model.backend.dtype]
+            ceiling = ceilings[ceiling_key(server)]
             got = await measure(server, images, args.seconds, ceiling)
             print(f"round {n + 1} {runtime}: " + ", ".join(f"{k} {v:.1f}" for k, v in got.items()))
             core32[runtime].add(got[f"core{CEILING_BATCH}"])
             paired[runtime].add(got[f"core{CEILING_BATCH}"] / got["ceiling"])
             for k, v in got.items():
                 rows[runtime][k] = max(v, rows[runtime].get(k, 0.0))
+        # Ceilings no runtime uses get one window a round too.
+        used = {ceiling_key(s) for s in servers.values()}
+        for key, ceiling in ceilings.items():
+            if key not in used:
+                await asyncio.to_thread(ceiling.sample, args.seconds)
     vectors: dict[str, np.ndarray] = {}
     for runtime, server in servers.items():
         model = server.runtime.model
@@ -200,14 +216,15 @@ async def main() -> None:
         f"{'med/best':>9}{'paired med':>11}{'paired best':>12}"
     )
     for runtime, server in servers.items():
-        w = ceilings[server.runtime.model.backend.dtype].windows
+        w = ceilings[ceiling_key(server)].windows
         c, p = core32[runtime], paired[runtime]
         print(
             f"{runtime:<14}{c.best:>10.1f}{c.median:>10.1f}{c.best / w.best:>10.2f}"
             f"{c.median / w.median:>9.2f}{c.median / w.best:>9.2f}{p.median:>11.2f}{p.best:>12.2f}"
         )
-    if torch.float32 in ceilings and torch.bfloat16 in ceilings:
-        f32, b16 = ceilings[torch.float32].windows, ceilings[torch.bfloat16].windows
+    f32_key, b16_key = (torch.float32, "linear"), (torch.bfloat16, "linear")
+    if f32_key in ceilings and b16_key in ceilings:
+        f32, b16 = ceilings[f32_key].windows, ceilings[b16_key].windows
         print(
             f"bf16 / float32 ceiling: best {b16.best / f32.best:.2f}, median "
             f"{b16.median / f32.median:.2f} (the most a bf16 path gains over float32 here)"
