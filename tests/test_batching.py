@@ -99,3 +99,38 @@ async def test_fill_wait_follows_the_batch_run_time() -> None:
     assert got == [[0], [1], [2], [3]]
     assert sizes == [4, 4], "waited only the fixed 10 ms for images 0.15 s away"
     await batcher.close()
+
+
+async def _closed_loop(fill_wait_s: float, rounds: int = 6) -> list[int]:
+    """8 clients, each sending its next item 0-70 ms (its own network delay)
+    after the last one was answered, announcing nothing."""
+    sizes: list[int] = []
+
+    def run(items: list[int], _key: Hashable) -> list[int]:
+        time.sleep(0.05)
+        sizes.append(len(items))
+        return items
+
+    batcher: DynamicBatcher[int, int] = DynamicBatcher(
+        run, max_batch_size=8, max_wait_s=0.001, max_queue=64, max_fill_wait_s=fill_wait_s
+    )
+    batcher.start()
+
+    async def client(i: int) -> None:
+        for _ in range(rounds):
+            await asyncio.sleep(0.01 * i)
+            assert await batcher.submit([i]) == [i]
+
+    await asyncio.gather(*(client(i) for i in range(8)))
+    await batcher.close()
+    return sizes
+
+
+async def test_clients_of_the_last_batch_are_expected_back() -> None:
+    with_fill = await _closed_loop(fill_wait_s=1.0)
+    without = await _closed_loop(fill_wait_s=0.0)
+    # After the first round the loop settles into full batches (the very end
+    # is not steady state: the clients do not finish at once).
+    assert sum(with_fill) == sum(without) == 48
+    assert with_fill.count(8) >= 4, with_fill
+    assert len(with_fill) < len(without), (with_fill, without)
