@@ -78,7 +78,7 @@ async def service_rate(
 
 def ceiling_key(server: EmbedderServer) -> tuple[torch.dtype, str]:
     """The dtype a runtime multiplies in and the matmul call it makes."""
-    backend = server.runtime.model.backend
+    backend = server.runtime.model._backend
     return backend.dtype, "onednn" if backend.fused else "linear"
 
 
@@ -165,7 +165,7 @@ async def main() -> None:
     for server in servers.values():
         model = server.runtime.model
         for call in calls:
-            key = (model.backend.dtype, call)
+            key = (model._backend.dtype, call)
             if key not in ceilings:
                 ceilings[key] = GemmCeiling.for_model(
                     model._model.visual, CEILING_BATCH, model.info.image_size, key[0], call=call

@@ -105,7 +105,7 @@ def model_only(model: ClipEmbedder, batches: list[int], seconds: float, rounds: 
         with torch.inference_mode():
             for _ in range(rounds):
                 c = ceiling.sample(seconds)
-                r = windows(lambda p=pixels: model.backend.encode_image(p), seconds, b, device)
+                r = windows(lambda p=pixels: model._backend.encode_image(p), seconds, b, device)
                 got.add(r)
                 paired.add(r / c)
         w = ceiling.windows
@@ -166,7 +166,7 @@ def ingest(model: ClipEmbedder, args: argparse.Namespace, folder: Path) -> None:
         dec = windows(lambda: pipe.decode(one), args.seconds, len(one), device)
         px = pipe.preprocess([t for t in pipe.decode(one)[0] if t is not None])
         with torch.inference_mode():
-            mdl = windows(lambda: model.backend.encode_image(px), args.seconds, len(one), device)
+            mdl = windows(lambda: model._backend.encode_image(px), args.seconds, len(one), device)
         ideal = 1 / (1 / dec + 1 / mdl)
         rates: dict[str, Windows] = {"device decode": Windows(), "CPU decode": Windows()}
         for _ in range(args.rounds):

@@ -76,9 +76,7 @@ class EmbedderRuntime(BatchedModelRuntime):
                 decoded.raise_first_error()
             out = ImageVectors([None] * len(images), decoded.errors)
             if decoded.good:
-                results = await self._images.submit(
-                    [t for _, t in decoded.good], incoming=incoming
-                )
+                results = await self._images.submit([t for _, t in decoded.good], incoming=incoming)
                 for (i, _), v in zip(decoded.good, results, strict=True):
                     out.values[i] = v
         finally:

@@ -27,6 +27,7 @@ it is missing, `fusable()` says no and the runtime is not offered.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -79,7 +80,19 @@ def _linear_add(
 class FusedBlock(nn.Module):
     """An open_clip ResidualAttentionBlock (pre-norm, batch-first) for inference."""
 
-    def __init__(self, block: nn.Module) -> None:
+    ln_1: nn.Module
+    ln_2: nn.Module
+    qkv_w: torch.Tensor
+    qkv_b: torch.Tensor | None
+    out_w: torch.Tensor
+    out_b: torch.Tensor | None
+    fc_w: torch.Tensor
+    fc_b: torch.Tensor | None
+    proj_w: torch.Tensor
+    proj_b: torch.Tensor | None
+    act: nn.Module | None
+
+    def __init__(self, block: Any) -> None:
         super().__init__()
         attn = block.attn
         self.ln_1, self.ln_2 = block.ln_1, block.ln_2
@@ -91,7 +104,7 @@ class FusedBlock(nn.Module):
         act = block.mlp.gelu
         # GELU runs as a post-op of c_fc; any other activation on its own.
         self.post, self.algo = "none", ""
-        self.act: nn.Module | None = act
+        self.act = act
         if isinstance(act, nn.GELU):
             self.post, self.algo, self.act = "gelu", act.approximate, None
 
@@ -100,7 +113,7 @@ class FusedBlock(nn.Module):
         return self.fc_w.dtype
 
     @staticmethod
-    def supports(block: nn.Module) -> bool:
+    def supports(block: Any) -> bool:
         """Only the plain pre-norm block: no layer scale, no cross-attention."""
         attn = getattr(block, "attn", None)
         return (

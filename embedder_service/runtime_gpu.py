@@ -147,7 +147,7 @@ class DeviceJpegPipeline:
         if not good:
             return DeviceBatch(np.zeros((0, self.model.info.dimension), np.float32), [], errors)
         pixels = self.preprocess([decoded[i] for i in good])  # type: ignore[misc]
-        features = self.model.backend.encode_image(pixels).float()
+        features = self.model._backend.encode_image(pixels).float()
         features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         if self.pin:
             host = torch.empty(features.shape, dtype=torch.float32, pin_memory=True)
