@@ -12,15 +12,16 @@ Why these runtimes (measurements in docs/fast-paths.md):
 * ``eager``: the reference. float32 on CPU, float16 on CUDA (or the
   ``precision`` setting when one is given).
 * ``bf16``: weights cast to bfloat16, eager. On CPUs with native bf16
-  (AVX512-BF16, AMX) matmuls run 2-4x the float32 rate (2.3x on the 2-core
-  EPYC we measure on, where ViT-B-32 then runs at 88 % of the bf16 matmul
-  rate). The weights are cast rather than autocast: open_clip under bf16
+  (AVX512-BF16, AMX) matmuls run several times the float32 rate; how many,
+  and what share of it a runtime reaches, is whatever `bench/embedder_runtimes.py`
+  prints on the machine at hand (it samples the tower's own GEMMs through the
+  run). The weights are cast rather than autocast: open_clip under bf16
   autocast takes a slow attention path.
 * ``bf16-fused``: bf16 weights, eager, with every transformer block swapped for
   `runtime_fused.FusedBlock`: the bias, exact GELU and residual add run as
   oneDNN post-ops inside the GEMMs and attention is PyTorch's fused SDPA,
-  which removes most of the non-matmul time (1.47x bf16 at batch 32 on the
-  shared EPYC, same accuracy). No compile step, so it is what ``auto`` picks
+  which removes most of the non-matmul time (docs/fast-paths.md has the
+  measurements; same accuracy). No compile step, so it is what ``auto`` picks
   on CPUs with native bf16.
 * ``bf16-compile``: bf16 weights plus ``torch.compile(dynamic=True)`` with
   inductor freezing (weights folded into the graph, oneDNN-packed) for the

@@ -134,3 +134,18 @@ async def test_clients_of_the_last_batch_are_expected_back() -> None:
     assert sum(with_fill) == sum(without) == 48
     assert with_fill.count(8) >= 4, with_fill
     assert len(with_fill) < len(without), (with_fill, without)
+
+
+async def test_one_sequential_client_after_a_big_batch_is_not_held() -> None:
+    """A batch of 8 from one request must not make every later single-item
+    call wait for 8 clients that never existed."""
+    sizes: list[int] = []
+    batcher = _batcher(fill_wait_s=0.5, sizes=sizes)
+    batcher.start()
+    await batcher.submit(list(range(8)))
+    started = time.perf_counter()
+    for i in range(5):
+        assert await batcher.submit([i], incoming=batcher.expect(1)) == [i * 10]
+    # At most one bounded wait (0.5 s), not one per call.
+    assert time.perf_counter() - started < 1.5
+    await batcher.close()

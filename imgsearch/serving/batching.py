@@ -274,13 +274,16 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             limit = fill_deadline if expecting else deadline
             remaining = limit - time.perf_counter()
             if remaining <= 0:
-                self._coming_back = 0  # they did not come back in time
                 break
             self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
             except TimeoutError:
                 break
+        if self._count_key(head.key) < self.max_batch_size:
+            # Leaving short: whoever was expected back did not come in time
+            # (or was one client reusing a big batch's slots); expect no one.
+            self._coming_back = 0
         batch: list[_Pending[ItemT]] = []
         rest: collections.deque[_Pending[ItemT]] = collections.deque()
         while self._queue:
