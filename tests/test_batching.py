@@ -149,3 +149,29 @@ async def test_one_sequential_client_after_a_big_batch_is_not_held() -> None:
     # At most one bounded wait (0.5 s), not one per call.
     assert time.perf_counter() - started < 1.5
     await batcher.close()
+
+
+async def test_halves_merge_once_the_model_is_free() -> None:
+    """Half the clients arrive while the other half's batch runs. Their head
+    has waited the whole run, but the fill wait counts from when the model
+    went idle, so the returning half joins them: full batches, not halves."""
+    sizes: list[int] = []
+
+    def run(items: list[int], _key: Hashable) -> list[int]:
+        time.sleep(0.3)
+        sizes.append(len(items))
+        return items
+
+    batcher: DynamicBatcher[int, int] = DynamicBatcher(
+        run, max_batch_size=8, max_wait_s=0.001, max_queue=64, max_fill_wait_s=0.01
+    )
+    batcher.start()
+
+    async def client(i: int) -> None:
+        await asyncio.sleep(0.1 if i >= 4 else 0.0)
+        for _ in range(4):
+            assert await batcher.submit([i], incoming=batcher.expect(1)) == [i]
+
+    await asyncio.gather(*(client(i) for i in range(8)))
+    await batcher.close()
+    assert sum(sizes) == 32 and sizes[1:-1] == [8, 8, 8], sizes  # the ends: start, drain

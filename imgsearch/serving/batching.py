@@ -135,6 +135,7 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         self._incoming = 0
         self._run_s = 0.0  # moving average of a batch's run time
         self._coming_back = 0  # items of answered batches not yet seen again
+        self._idle_since = 0.0  # when the last batch finished (the model went idle)
         self.max_queue = max_queue
         self._on_batch = on_batch
         self._on_queue_depth = on_queue_depth
@@ -240,7 +241,8 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
                     if not p.future.done():
                         p.future.set_exception(exc)
                 continue
-            ran = time.perf_counter() - started
+            self._idle_since = time.perf_counter()
+            ran = self._idle_since - started
             self._run_s = ran if not self._run_s else 0.8 * self._run_s + 0.2 * ran
             for p, r in zip(batch, results, strict=True):
                 if not p.future.done():
@@ -265,7 +267,10 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         fill_wait = self.max_fill_wait_s
         if fill_wait > self.max_wait_s:  # on (max_fill_wait_s=0 turns it all off)
             fill_wait = max(fill_wait, self._run_s / 2)
-        fill_deadline = head.enqueued + fill_wait
+        # The fill wait costs model idle time, so it counts from when the
+        # model went idle, not from when the head arrived: items that queued
+        # while the last batch ran have used up max_wait_s but not this.
+        fill_deadline = max(head.enqueued, self._idle_since) + fill_wait
         while self._count_key(head.key) < self.max_batch_size:
             # Announced items still decoding, or clients of the last batch on
             # their way back, may fill the batch: worth waiting for (up to the
