@@ -33,7 +33,14 @@ import qdrant_edge as qe
 from search_gateway import domain as d
 from search_gateway.caption_terms import document_terms, query_terms
 from search_gateway.store import qdrant_schema as schema
-from search_gateway.store.base import ScrollPage, canonical_id, checked_vector, unique_ids
+from search_gateway.store.base import (
+    PointGroup,
+    ScrollPage,
+    canonical_id,
+    checked_vector,
+    group_nearest,
+    unique_ids,
+)
 from search_gateway.store.edge_filters import combine
 
 try:  # POSIX: one process per data folder, as qdrant-client local mode enforces
@@ -52,6 +59,8 @@ RRF_K = 2
 MODEL_RECORD = "imgsearch.json"
 # Extra hits fetched past a page so ties at its end are ordered consistently.
 _TIE_MARGIN = 16
+# Deepest nearest list grouped in Python (Edge has no group API).
+_GROUP_DEPTH_MAX = 2000
 _COLLECTION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 
 
@@ -426,6 +435,58 @@ class EdgeStore:
             filter=flt,
             with_payload=True,
         )
+
+    def search_groups(
+        self,
+        vector: np.ndarray,
+        group_by: str,
+        groups: int,
+        group_size: int,
+        score_threshold: float | None = None,
+        filter: d.Filter | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[PointGroup]:
+        # qdrant-edge-py 0.9 has no group API (no query_points_groups): take a
+        # deep nearest list and group it, as the server does over its candidates.
+        depth = min(_GROUP_DEPTH_MAX, max(100, 4 * groups * group_size))
+        hits = self.search(vector, depth, 0, score_threshold, filter, exclude_ids)
+        return group_nearest(hits, group_by, groups, group_size)
+
+    def search_ordered(
+        self,
+        vector: np.ndarray,
+        candidates: int,
+        k: int,
+        order_by: str,
+        descending: bool = False,
+        start_from: str | None = None,
+        score_threshold: float | None = None,
+        filter: d.Filter | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[d.ScoredPoint]:
+        q = self._check_vector(vector)
+        flt = self._filter(filter, exclude_ids)
+        order = qe.OrderBy(
+            order_by, qe.Direction.Desc if descending else qe.Direction.Asc, start_from
+        )
+        prefetch = qe.Prefetch(
+            limit=candidates,
+            query=qe.Query.Nearest(q.tolist(), using=d.DENSE_VECTOR),
+            filter=flt,
+            score_threshold=score_threshold,
+            params=self._search_params(),
+        )
+        request = qe.QueryRequest(
+            limit=k, query=order, prefetches=[prefetch], with_payload=True, with_vector=True
+        )
+        with self._lock:
+            hits = self._require_shard().query(request)
+        out = []
+        for h in hits:
+            vec = h.vector[d.DENSE_VECTOR] if isinstance(h.vector, dict) else h.vector
+            score = float(np.dot(np.asarray(vec, dtype=np.float32), q))
+            out.append(d.ScoredPoint(id=canonical_id(h.id), score=score, payload=h.payload or {}))
+        return out
 
     # --- helpers ------------------------------------------------------------
 

@@ -25,7 +25,13 @@ from search_gateway import domain as d
 from search_gateway.caption_terms import document_terms, query_terms
 from search_gateway.filters import combine
 from search_gateway.store import qdrant_schema as schema
-from search_gateway.store.base import ScrollPage, canonical_id, checked_vector, unique_ids
+from search_gateway.store.base import (
+    PointGroup,
+    ScrollPage,
+    canonical_id,
+    checked_vector,
+    unique_ids,
+)
 from search_gateway.store.qdrant_errors import unavailable_reason
 
 log = logging.getLogger(__name__)
@@ -386,6 +392,70 @@ class QdrantStore:
         )
         return [_scored(p) for p in response.points]
 
+    def search_groups(
+        self,
+        vector: np.ndarray,
+        group_by: str,
+        groups: int,
+        group_size: int,
+        score_threshold: float | None = None,
+        filter: d.Filter | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[PointGroup]:
+        query = self._check_vector(vector).tolist()
+        qfilter = combine(filter, unique_ids(exclude_ids))
+        response = self._call(
+            lambda: self._client.query_points_groups(
+                self._collection,
+                query=query,
+                using=d.DENSE_VECTOR,
+                group_by=group_by,
+                limit=groups,
+                group_size=group_size,
+                score_threshold=score_threshold,
+                query_filter=qfilter,
+                with_payload=True,
+            )
+        )
+        return [PointGroup(str(g.id), [_scored(p) for p in g.hits]) for g in response.groups]
+
+    def search_ordered(
+        self,
+        vector: np.ndarray,
+        candidates: int,
+        k: int,
+        order_by: str,
+        descending: bool = False,
+        start_from: str | None = None,
+        score_threshold: float | None = None,
+        filter: d.Filter | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[d.ScoredPoint]:
+        q = self._check_vector(vector)
+        qfilter = combine(filter, unique_ids(exclude_ids))
+        order = models.OrderBy(
+            key=order_by,
+            direction=models.Direction.DESC if descending else models.Direction.ASC,
+            start_from=start_from,
+        )
+        response = self._call(
+            lambda: self._client.query_points(
+                self._collection,
+                prefetch=models.Prefetch(
+                    query=q.tolist(),
+                    using=d.DENSE_VECTOR,
+                    limit=candidates,
+                    score_threshold=score_threshold,
+                    filter=qfilter,
+                ),
+                query=models.OrderByQuery(order_by=order),
+                limit=k,
+                with_payload=True,
+                with_vectors=[d.DENSE_VECTOR],
+            )
+        )
+        return [_cosine_scored(p, q) for p in response.points]
+
     # --- helpers ------------------------------------------------------------
 
     def _call(self, fn: Callable[[], T]) -> T:
@@ -485,6 +555,13 @@ def _scored(point: models.ScoredPoint) -> d.ScoredPoint:
     return d.ScoredPoint(
         id=canonical_id(point.id), score=float(point.score), payload=point.payload or {}
     )
+
+
+def _cosine_scored(point: Any, query: np.ndarray) -> d.ScoredPoint:
+    """An order_by hit (whose score is the order value) scored by cosine again."""
+    vec = point.vector[d.DENSE_VECTOR] if isinstance(point.vector, dict) else point.vector
+    score = float(np.dot(np.asarray(vec, dtype=np.float32), query))
+    return d.ScoredPoint(id=canonical_id(point.id), score=score, payload=point.payload or {})
 
 
 def _tune_local_persistence(client: QdrantClient, collection: str) -> None:
