@@ -28,6 +28,7 @@ from imgsearch.errors import (
 from imgsearch.images import DEFAULT_MAX_PIXELS
 from search_gateway import domain as d
 from search_gateway.captions import BackfillReport, CaptionBackfill, CaptionSpool
+from search_gateway.events import ResultShape, SearchPage, search_page
 from search_gateway.ingest import IngestItem, IngestOutcome, IngestPipeline, PathPolicy
 from search_gateway.model_clients.base import Captioner, Embedder
 from search_gateway.store.base import VectorStore
@@ -264,6 +265,16 @@ class GatewayCore:
             "search", vector, q.k, q.offset, q.score_threshold, flt, exclude
         )
         return self._hits(points, None)
+
+    async def search_page(
+        self,
+        q: SearchQuery,
+        shape: ResultShape,
+        timeout: float | None = None,
+        tenant: str | None = None,
+    ) -> SearchPage:
+        """Hits shaped by `shape`: grouped into events, time-ordered, cut, paged (events.py)."""
+        return await search_page(self, q, shape, timeout, tenant)
 
     async def _query_vector(
         self, q: SearchQuery, timeout: float | None, tenant: str | None
