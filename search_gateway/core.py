@@ -32,6 +32,7 @@ from search_gateway.events import ResultShape, SearchPage, search_page
 from search_gateway.ingest import IngestItem, IngestOutcome, IngestPipeline, PathPolicy
 from search_gateway.model_clients.base import Captioner, Embedder
 from search_gateway.store.base import VectorStore
+from search_gateway.thumbnails import ThumbnailStore
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,10 @@ class GatewayCore:
         store_threads: int = 1,
         caption_mode: str = "inline",
         spool_dir: Path | None = None,
+        thumbnails: ThumbnailStore | None = None,
     ) -> None:
         self.embedder = embedder
+        self.thumbnails = thumbnails
         self.captioner = captioner
         self.store = store
         self.limits = limits or CoreLimits()
@@ -276,6 +279,21 @@ class GatewayCore:
         """Hits shaped by `shape`: grouped into events, time-ordered, cut, paged (events.py)."""
         return await search_page(self, q, shape, timeout, tenant)
 
+    async def thumbnail(self, point_id: str, tenant: str | None = None) -> bytes:
+        """The point's thumbnail; NotFound when the point (of this tenant) has none."""
+        await self._ready()
+        pid = self._check_ids([point_id])[0]
+        if self.thumbnails is None:
+            raise NotFound("this gateway keeps no thumbnails")
+        if tenant is not None:
+            points = await self.store_call("get", [pid])
+            if not points or not _owned(points[0], tenant):
+                raise NotFound(f"no thumbnail for point {point_id}")
+        data = await asyncio.to_thread(self.thumbnails.get, pid)
+        if data is None:
+            raise NotFound(f"no thumbnail for point {point_id}")
+        return data
+
     async def _query_vector(
         self, q: SearchQuery, timeout: float | None, tenant: str | None
     ) -> np.ndarray:
@@ -357,13 +375,35 @@ class GatewayCore:
             if tenant is not None:
                 owned = await self.store_call("get", wanted)
                 wanted = [p.id for p in owned if _owned(p, tenant)]
-            return int(await self.store_call("delete_ids", wanted))
+            deleted = int(await self.store_call("delete_ids", wanted))
+            await self._delete_thumbnails(wanted)
+            return deleted
         assert filter is not None
         try:
             filter.validate()
         except d.InvalidFilter as exc:
             raise InvalidInput(str(exc)) from exc
-        return int(await self.store_call("delete_filter", d.scoped(filter, tenant)))
+        scoped = d.scoped(filter, tenant)
+        doomed = await self._ids_matching(scoped) if self.thumbnails is not None else []
+        deleted = int(await self.store_call("delete_filter", scoped))
+        await self._delete_thumbnails(doomed)
+        return deleted
+
+    async def _ids_matching(self, flt: d.Filter | None) -> list[str]:
+        """Ids of the points a filter delete will take, so their thumbnails go too."""
+        ids: list[str] = []
+        offset: str | None = None
+        while True:
+            page = await self.store_call("scroll", flt, 1024, offset)
+            ids.extend(p.id for p in page.points)
+            if page.next_offset is None:
+                return ids
+            offset = page.next_offset
+
+    async def _delete_thumbnails(self, ids: Sequence[str]) -> None:
+        """After the points: a thumbnail without its point is harmless, the reverse is not."""
+        if self.thumbnails is not None and ids:
+            await asyncio.to_thread(self.thumbnails.delete, list(ids))
 
     async def stats(self, tenant: str | None = None) -> Stats:
         """Counts (of the tenant's points only, with a tenant)."""

@@ -12,7 +12,10 @@ from imgsearch.serving.auth import current_tenant
 from imgsearch.v1 import gateway_pb2, gateway_pb2_grpc
 from search_gateway import convert
 from search_gateway.core import GatewayCore, Hit, SearchQuery
+from search_gateway.events import ResultShape
 from search_gateway.ingest import IngestItem, IngestOutcome, IngestStatus
+from search_gateway.shape_proto import page_to_proto, shape_from_proto
+from search_gateway.thumbnails import media_type
 
 _MODES = {
     gateway_pb2.SEARCH_MODE_UNSPECIFIED: "vector",
@@ -107,12 +110,23 @@ class GatewayServicer(gateway_pb2_grpc.SearchGatewayServicer):
     async def Search(
         self, request: gateway_pb2.SearchRequest, context: aio.ServicerContext
     ) -> gateway_pb2.SearchResponse:
-        hits = await self.core.search(
-            query_from_proto(request), context.time_remaining(), current_tenant()
-        )
+        query, shape = query_from_proto(request), shape_from_proto(request)
+        if query.mode == "vector" or shape != ResultShape():
+            # Vector searches always page by token, so any page can be continued.
+            page = await self.core.search_page(
+                query, shape, context.time_remaining(), current_tenant()
+            )
+            return page_to_proto(page, self.core.model_name)
+        hits = await self.core.search(query, context.time_remaining(), current_tenant())
         return gateway_pb2.SearchResponse(
             hits=[hit_to_proto(h) for h in hits], model=self.core.model_name
         )
+
+    async def GetThumbnail(
+        self, request: gateway_pb2.GetThumbnailRequest, context: aio.ServicerContext
+    ) -> gateway_pb2.GetThumbnailResponse:
+        data = await self.core.thumbnail(request.id, current_tenant())
+        return gateway_pb2.GetThumbnailResponse(data=data, media_type=media_type(data))
 
     async def Get(
         self, request: gateway_pb2.GetRequest, context: aio.ServicerContext
