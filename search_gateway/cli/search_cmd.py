@@ -9,8 +9,10 @@ from typing import Any
 
 from imgsearch.errors import InvalidInput
 from search_gateway.cli.connect import open_api
+from search_gateway.cli.events_cli import add_shape_options, print_page, shape_from
 from search_gateway.cli.output import hits_as_json, print_hits
 from search_gateway.core import SearchQuery
+from search_gateway.events import ResultShape
 from search_gateway.filter_syntax import parse_filters
 
 
@@ -28,6 +30,7 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML gallery")
+    add_shape_options(p)
 
 
 def add_commands(sub: argparse._SubParsersAction, command: Any) -> None:  # type: ignore[type-arg]
@@ -65,11 +68,27 @@ def query_from(args: argparse.Namespace, **source: Any) -> SearchQuery:
 
 
 async def search_and_show(args: argparse.Namespace, label: str, q: SearchQuery) -> int:
+    shape = shape_from(args)
     api = await open_api(args)
     try:
-        hits = await api.search(q)
+        if shape == ResultShape():
+            hits, page = await api.search(q), None
+        else:
+            page = await api.search_page(q, shape)
+            hits = page.hits
+            if args.html:
+                from search_gateway.gallery_events import write_event_gallery
+
+                out = await write_event_gallery(api, Path(args.html), label, page)
+                print(f"gallery written to {out}", file=sys.stderr)
     finally:
         await api.close()
+    if page is not None:
+        if args.json:
+            print(hits_as_json(label, hits))
+        else:
+            print_page(page)
+        return 0
     if args.json:
         print(hits_as_json(label, hits))
     else:
