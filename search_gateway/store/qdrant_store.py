@@ -14,6 +14,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -436,7 +437,7 @@ class QdrantStore:
         order = models.OrderBy(
             key=order_by,
             direction=models.Direction.DESC if descending else models.Direction.ASC,
-            start_from=start_from,
+            start_from=_order_start(start_from),
         )
         response = self._call(
             lambda: self._client.query_points(
@@ -555,6 +556,16 @@ def _scored(point: models.ScoredPoint) -> d.ScoredPoint:
     return d.ScoredPoint(
         id=canonical_id(point.id), score=float(point.score), payload=point.payload or {}
     )
+
+
+def _order_start(value: str | None) -> datetime | float | None:
+    """start_from of an order_by: RFC 3339 text as a datetime, else a number."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _cosine_scored(point: Any, query: np.ndarray) -> d.ScoredPoint:
