@@ -60,6 +60,9 @@ class ResultShape:
     relative_cutoff: float | None = None
     candidates: int = DEFAULT_CANDIDATES
     page_token: str | None = None
+    # Plain relevance order, but answered with a page token (the proto's
+    # explicit SEARCH_ORDER_RELEVANCE); any other field set implies it.
+    paged: bool = False
 
     def check(self, max_k: int) -> None:
         if self.group_by is not None and self.group_by not in GROUP_FIELDS:

@@ -111,8 +111,7 @@ class GatewayServicer(gateway_pb2_grpc.SearchGatewayServicer):
         self, request: gateway_pb2.SearchRequest, context: aio.ServicerContext
     ) -> gateway_pb2.SearchResponse:
         query, shape = query_from_proto(request), shape_from_proto(request)
-        if query.mode == "vector" or shape != ResultShape():
-            # Vector searches always page by token, so any page can be continued.
+        if shape != ResultShape():  # grouped, time-ordered, cut or paged by token
             page = await self.core.search_page(
                 query, shape, context.time_remaining(), current_tenant()
             )

@@ -36,6 +36,7 @@ def shape_from_proto(req: gateway_pb2.SearchRequest) -> ResultShape:
         relative_cutoff=req.relative_cutoff if req.HasField("relative_cutoff") else None,
         candidates=req.time_candidates or DEFAULT_CANDIDATES,
         page_token=req.page_token or None,
+        paged=req.order == gateway_pb2.SEARCH_ORDER_RELEVANCE,
     )
 
 
@@ -44,6 +45,8 @@ def shape_to_proto(shape: ResultShape, req: gateway_pb2.SearchRequest) -> None:
         req.group.by = shape.group_by
         req.group.window_s = shape.window_s
     req.order = _ORDER_PROTO.get(shape.order, 0)  # type: ignore[assignment]
+    if shape.paged and shape.order == "relevance":
+        req.order = gateway_pb2.SEARCH_ORDER_RELEVANCE
     if shape.relative_cutoff is not None:
         req.relative_cutoff = shape.relative_cutoff
     if shape.candidates != DEFAULT_CANDIDATES:
