@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from imgsearch.errors import ImgsearchError
-from search_gateway import domain as d
 from search_gateway.ingest.items import IngestStatus
 from search_gateway.ingest.states import Embedded, NewImage, Settled, State
 from search_gateway.ingest.store import StoreCall
+
+from imgsearch.errors import ImgsearchError
+from search_gateway import domain as d
 from search_gateway.media.frame_filter import DEFAULT_MAX_GAP_S, DEFAULT_THRESHOLD
 from search_gateway.media.frames import FRAME_END, FRAME_OFFSET, VIDEO_SHA256, with_end
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from urllib.parse import urlsplit, urlunsplit
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from search_gateway import domain as d
 from search_gateway.ingest import FrameRef, IngestItem, IngestStatus
