@@ -139,7 +139,8 @@ class FrameFilter:
                 s.loaded.metadata.update(with_end(s.loaded.metadata, t))
                 self._remember(key, kept)
         for kept in extended.values():
-            fields = with_end({d.TIMESTAMP: kept.timestamp, FRAME_OFFSET: kept.offset_s}, kept.end_s)
+            known = {d.TIMESTAMP: kept.timestamp, FRAME_OFFSET: kept.offset_s}
+            fields = with_end(known, kept.end_s)
             try:
                 await store_call("set_payload", kept.id, fields)
             except ImgsearchError as exc:  # the frames are answered; only the span is short
@@ -160,7 +161,9 @@ class FrameFilter:
         self, store_call: StoreCall, key: tuple[str, str | None], t: float
     ) -> _Kept | None:
         """The stored kept frame just before t (a run resumed mid-video), with its vector."""
-        flt = _frame_filter(key[0], key[1], frame_offset_s__lt=t, frame_offset_s__gte=t - self.max_gap_s)
+        flt = _frame_filter(
+            key[0], key[1], frame_offset_s__lt=t, frame_offset_s__gte=t - self.max_gap_s
+        )
         try:
             page = await store_call("scroll", flt, 256, None)
             if not page.points:
