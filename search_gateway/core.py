@@ -129,6 +129,7 @@ class GatewayCore:
             captions_required=captions_required,
             caption_mode=caption_mode,
             spool=CaptionSpool(spool_dir) if spool_dir is not None else None,
+            thumbnails=thumbnails,
         )
         self.captions: CaptionBackfill | None = None
         if captioner is not None:

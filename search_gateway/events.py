@@ -39,8 +39,8 @@ from search_gateway import domain as d
 if TYPE_CHECKING:
     from search_gateway.core import GatewayCore, Hit, SearchQuery
 
-VIDEO_SHA256 = "video_sha256"
-TIMESTAMP_END = "timestamp_end"
+VIDEO_SHA256 = d.VIDEO_SHA256
+TIMESTAMP_END = d.TIMESTAMP_END
 GROUP_FIELDS = {"video": VIDEO_SHA256, "camera": d.CAMERA_ID}
 ORDERS = ("relevance", "time", "time_desc")
 DEFAULT_WINDOW_S = 60.0

@@ -25,6 +25,7 @@ _STATUS = {
     gateway_pb2.INGEST_STATUS_ALREADY_PRESENT: IngestStatus.ALREADY_PRESENT,
     gateway_pb2.INGEST_STATUS_DUPLICATE: IngestStatus.DUPLICATE,
     gateway_pb2.INGEST_STATUS_FAILED: IngestStatus.FAILED,
+    gateway_pb2.INGEST_STATUS_SIMILAR_FRAME: IngestStatus.SIMILAR_FRAME,
 }
 _MODES = {
     "vector": gateway_pb2.SEARCH_MODE_VECTOR,
@@ -81,6 +82,11 @@ class RemoteGateway:
                         near_duplicate_threshold=item.near_duplicate_threshold,
                     ),
                 )
+                if item.frame is not None:
+                    req.frame.video_sha256 = item.frame.video_sha256
+                    req.frame.offset_s = item.frame.offset_s
+                if item.frame_change_threshold is not None:
+                    req.options.frame_change_threshold = item.frame_change_threshold
                 if item.data is not None:
                     req.data = item.data
                 elif item.path:

@@ -13,7 +13,7 @@ from imgsearch.v1 import gateway_pb2, gateway_pb2_grpc
 from search_gateway import convert
 from search_gateway.core import GatewayCore, Hit, SearchQuery
 from search_gateway.events import ResultShape
-from search_gateway.ingest import IngestItem, IngestOutcome, IngestStatus
+from search_gateway.ingest import FrameRef, IngestItem, IngestOutcome, IngestStatus
 from search_gateway.shape_proto import page_to_proto, shape_from_proto
 from search_gateway.thumbnails import media_type
 
@@ -28,6 +28,7 @@ _STATUS = {
     IngestStatus.ALREADY_PRESENT: gateway_pb2.INGEST_STATUS_ALREADY_PRESENT,
     IngestStatus.DUPLICATE: gateway_pb2.INGEST_STATUS_DUPLICATE,
     IngestStatus.FAILED: gateway_pb2.INGEST_STATUS_FAILED,
+    IngestStatus.SIMILAR_FRAME: gateway_pb2.INGEST_STATUS_SIMILAR_FRAME,
 }
 
 
@@ -68,6 +69,14 @@ def item_from_proto(req: gateway_pb2.IngestRequest) -> IngestItem:
         with_captions=req.options.with_captions,
         near_duplicate_threshold=req.options.near_duplicate_threshold,
         problem=problem,
+        frame=(
+            FrameRef(req.frame.video_sha256, req.frame.offset_s) if req.HasField("frame") else None
+        ),
+        frame_change_threshold=(
+            req.options.frame_change_threshold
+            if req.options.HasField("frame_change_threshold")
+            else None
+        ),
     )
 
 

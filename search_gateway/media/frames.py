@@ -23,16 +23,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from search_gateway import domain as d
 from search_gateway.media.provenance import SOURCES, TIMESTAMP, merge_metadata
 from search_gateway.media.video import DEFAULT_INTERVAL_S, VideoSampler, file_sha256, frame_key
 from search_gateway.thumbnails import make_thumbnail
 
 log = logging.getLogger(__name__)
 
-VIDEO_SHA256 = "video_sha256"
-FRAME_OFFSET = "frame_offset_s"
-FRAME_END = "frame_end_s"
-TIMESTAMP_END = "timestamp_end"
+VIDEO_SHA256 = d.VIDEO_SHA256
+FRAME_OFFSET = d.FRAME_OFFSET
+FRAME_END = d.FRAME_END
+TIMESTAMP_END = d.TIMESTAMP_END
 MEDIA = "media"
 MEDIA_VIDEO_FRAME = "video_frame"
 MEDIA_LIVE_FRAME = "live_frame"
@@ -54,9 +55,11 @@ def _rfc3339(ts: datetime) -> str:
 
 
 def frame_metadata(base: dict[str, Any], offset_s: float) -> dict[str, Any]:
-    """The frame's own metadata: the video's, with timestamp moved by the offset."""
+    """The frame's own metadata: the video's, with timestamp moved by the offset.
+
+    (`video_sha256` / `frame_offset_s` are the gateway's, from the request's frame info.)
+    """
     out = dict(base)
-    out[FRAME_OFFSET] = offset_s
     start = base.get(TIMESTAMP)
     if isinstance(start, str):
         try:
@@ -108,7 +111,6 @@ class VideoFrames:
         for frame in self.sampler:
             if base is None:  # container tags are known once the file is open
                 base = merge_metadata(self.user_metadata, self.sampler.report.metadata, mtime)
-                base[VIDEO_SHA256] = self.sha256
                 base[MEDIA] = MEDIA_VIDEO_FRAME
                 if base.get(SOURCES, {}).get(TIMESTAMP) == "file_mtime":
                     log.debug("%s: no creation time, frame times count from its mtime", self.uri)

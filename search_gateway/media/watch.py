@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from search_gateway import domain as d
 from search_gateway.ingest import FrameRef, IngestItem, IngestStatus
-from search_gateway.media.frames import MEDIA, MEDIA_LIVE_FRAME, VIDEO_SHA256, frame_metadata
+from search_gateway.media.frames import MEDIA, MEDIA_LIVE_FRAME, frame_metadata
 from search_gateway.media.index_video import IngestAPI, aiter_in_thread
 from search_gateway.media.provenance import SOURCES
 from search_gateway.media.stream import LiveStream, StreamStats
@@ -71,7 +71,6 @@ async def watch(
     base = {
         **(metadata or {}),
         d.CAMERA_ID: camera_id,
-        VIDEO_SHA256: session,
         MEDIA: MEDIA_LIVE_FRAME,
         SOURCES: {"timestamp": "receive_time"},
     }
