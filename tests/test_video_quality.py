@@ -110,7 +110,7 @@ def test_frame_payload_and_thumbnail(indexed: dict[str, Any]) -> None:
     hit = page.hits[0]
     p = hit.payload
     assert p["camera_id"] == "cam-03" and p["media"] == "video_frame"
-    assert p["metadata_sources"]["timestamp"] == "video"
+    assert p["timestamp_source"] == "video"
     assert parse_time(p["timestamp"]) == T0 + timedelta(seconds=p["frame_offset_s"])
     assert p["frame_end_s"] >= p["frame_offset_s"]
     thumb = indexed["loop"].run_until_complete(indexed["core"].thumbnail(hit.id))

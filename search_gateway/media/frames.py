@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from search_gateway import domain as d
-from search_gateway.media.provenance import SOURCES, TIMESTAMP, merge_metadata
+from search_gateway.media.provenance import SOURCE_MTIME, TIMESTAMP, merge_metadata, source_key
 from search_gateway.media.video import DEFAULT_INTERVAL_S, VideoSampler, file_sha256, frame_key
 from search_gateway.thumbnails import make_thumbnail
 
@@ -112,7 +112,7 @@ class VideoFrames:
             if base is None:  # container tags are known once the file is open
                 base = merge_metadata(self.user_metadata, self.sampler.report.metadata, mtime)
                 base[MEDIA] = MEDIA_VIDEO_FRAME
-                if base.get(SOURCES, {}).get(TIMESTAMP) == "file_mtime":
+                if base.get(source_key(TIMESTAMP)) == SOURCE_MTIME:
                     log.debug("%s: no creation time, frame times count from its mtime", self.uri)
             yield FrameImage(
                 data=make_thumbnail(frame.image),

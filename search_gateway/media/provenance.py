@@ -2,9 +2,10 @@
 
 Precedence (DESIGN "Round 2"): what the user gives > what the file says (EXIF,
 container tags) > the file's modification time. The payload records the source
-of each value under `metadata_sources` ({"timestamp": "exif", ...}), so a
-filter can tell a camera clock from an mtime guess
-(`metadata_sources.timestamp = exif`).
+of each value beside it (`timestamp_source`: "exif", "video", "file_mtime",
+"user"; likewise `location_source`, `altitude_m_source`, `camera_source`),
+flat keyword fields so a filter can tell a camera clock from an mtime guess
+(`timestamp_source=exif`) and every transport carries them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ TIMESTAMP = "timestamp"
 LOCATION = "location"
 ALTITUDE = "altitude_m"
 CAMERA = "camera"
-SOURCES = "metadata_sources"
 TIMESTAMP_IS_LOCAL = "timestamp_is_local"
 
 SOURCE_USER = "user"
@@ -57,7 +57,7 @@ def merge_metadata(
         file_md: what the file says (EXIF, container tags), if anything.
         mtime: the file's modification time (epoch seconds), the last resort
             for `timestamp`.
-    Returns the merged metadata with `metadata_sources` naming each value's origin.
+    Returns the merged metadata with `<key>_source` naming each value's origin.
     """
     out = dict(user)
     known = (TIMESTAMP, LOCATION, ALTITUDE, CAMERA)
@@ -74,6 +74,11 @@ def merge_metadata(
     if TIMESTAMP not in out and mtime is not None:
         out[TIMESTAMP] = _rfc3339(datetime.fromtimestamp(mtime, tz=timezone.utc))
         sources[TIMESTAMP] = SOURCE_MTIME
-    if sources:
-        out[SOURCES] = sources
+    for key, source in sources.items():
+        out.setdefault(source_key(key), source)
     return out
+
+
+def source_key(key: str) -> str:
+    """Where the source of a metadata value is recorded: `timestamp` -> `timestamp_source`."""
+    return f"{key}_source"

@@ -26,7 +26,7 @@ from search_gateway import domain as d
 from search_gateway.ingest import FrameRef, IngestItem, IngestStatus
 from search_gateway.media.frames import MEDIA, MEDIA_LIVE_FRAME, frame_metadata
 from search_gateway.media.index_video import IngestAPI, aiter_in_thread
-from search_gateway.media.provenance import SOURCES
+from search_gateway.media.provenance import source_key
 from search_gateway.media.stream import LiveStream, StreamStats
 from search_gateway.thumbnails import make_thumbnail
 
@@ -72,7 +72,7 @@ async def watch(
         **(metadata or {}),
         d.CAMERA_ID: camera_id,
         MEDIA: MEDIA_LIVE_FRAME,
-        SOURCES: {"timestamp": "receive_time"},
+        source_key(d.TIMESTAMP): "receive_time",
     }
 
     async def items() -> AsyncIterator[IngestItem]:
