@@ -82,12 +82,19 @@ async def test_video_through_the_gateway(gateway, tmp_path: Path) -> None:  # ty
     token = None
     for n in range(report.added):
         page = await gateway.search_page(
-            SearchQuery(text="a red circle", k=1), ResultShape(**{**shape.__dict__, "page_token": token})
+            SearchQuery(text="a red circle", k=1),
+            ResultShape(**{**shape.__dict__, "page_token": token}),
         )
         seen += [h.payload["frame_offset_s"] for h in page.hits]
         token = page.next_page_token
         if n == 1:  # a new point between pages is not seen by this walk
-            extra = [IngestItem(data=make_photo(), uri="late.jpg", metadata={"timestamp": "2024-05-07T09:00:45Z"})]
+            extra = [
+                IngestItem(
+                    data=make_photo(),
+                    uri="late.jpg",
+                    metadata={"timestamp": "2024-05-07T09:00:45Z"},
+                )
+            ]
             assert [o.status async for o in gateway.ingest(_aiter(extra))] == [IngestStatus.ADDED]
         if not token:
             break
@@ -112,9 +119,14 @@ async def test_exif_photos_and_bad_frames(gateway, tmp_path: Path) -> None:  # t
     items = [
         IngestItem(data=make_photo(gps=PARIS), uri="paris.jpg"),
         IngestItem(data=make_photo(when="0000:00:00 00:00:00"), uri="broken.jpg"),
-        IngestItem(data=make_photo(), uri="mine.jpg", metadata={"timestamp": "2020-01-01T00:00:00Z"}),
-        IngestItem(data=make_photo(fmt="PNG", make="x"), uri="bad-frame.png",
-                   frame=FrameRef("not-a-hash", 1.0)),
+        IngestItem(
+            data=make_photo(), uri="mine.jpg", metadata={"timestamp": "2020-01-01T00:00:00Z"}
+        ),
+        IngestItem(
+            data=make_photo(fmt="PNG", make="x"),
+            uri="bad-frame.png",
+            frame=FrameRef("not-a-hash", 1.0),
+        ),
         IngestItem(data=make_photo(fmt="WEBP"), uri="sneaky.webp", metadata={"video_sha256": "x"}),
     ]
     out = [o async for o in gateway.ingest(_aiter(items))]

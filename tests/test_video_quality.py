@@ -62,9 +62,7 @@ def indexed(video: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
 
 def _search(indexed: dict[str, Any], text: str, shape: ResultShape, k: int = 5) -> Any:
     core = indexed["core"]
-    return indexed["loop"].run_until_complete(
-        core.search_page(SearchQuery(text=text, k=k), shape)
-    )
+    return indexed["loop"].run_until_complete(core.search_page(SearchQuery(text=text, k=k), shape))
 
 
 def _offset(ts: str | None) -> float:
@@ -101,7 +99,9 @@ def test_time_order_returns_the_window_frames_in_order(indexed: dict[str, Any]) 
     offsets = [h.payload["frame_offset_s"] for h in page.hits]
     assert offsets == sorted(offsets) and len(offsets) >= 3
     assert all(TARGET[0] - 2 <= o < TARGET[1] for o in offsets), offsets
-    desc = _search(indexed, "a red circle", ResultShape(order="time_desc", relative_cutoff=0.05), k=20)
+    desc = _search(
+        indexed, "a red circle", ResultShape(order="time_desc", relative_cutoff=0.05), k=20
+    )
     assert [h.payload["frame_offset_s"] for h in desc.hits] == offsets[::-1]
 
 
