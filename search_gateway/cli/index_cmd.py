@@ -13,6 +13,7 @@ from imgsearch.errors import InvalidInput
 from search_gateway.cli.connect import GatewayAPI, open_api
 from search_gateway.cli.files import IMAGE_EXTENSIONS, find_images, load_sidecar
 from search_gateway.cli.output import IndexSummary, print_index_summary, progress
+from search_gateway.cli.video_cmd import add_video_options, find_videos, index_videos
 from search_gateway.ingest import IngestItem, IngestStatus
 from search_gateway.meta_syntax import parse_meta
 
@@ -52,6 +53,7 @@ def add_commands(sub: argparse._SubParsersAction, command: Any) -> None:  # type
         help="return once vectors are stored; captions fill in later",
     )
     p.add_argument("--allow-failures", action="store_true", help="exit 0 even if some images fail")
+    add_video_options(p)
     p.set_defaults(func=run_index)
 
     p = command("recaption", "caption images still marked caption_pending")
@@ -64,7 +66,8 @@ async def run_index(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise InvalidInput(f"{args.dir}: not a folder")
     files = find_images(root)
-    if not files:
+    videos = find_videos(root)
+    if not files and not videos:
         print(f"no images under {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
         return 0
     meta = parse_meta(args.meta)
@@ -101,6 +104,10 @@ async def run_index(args: argparse.Namespace) -> int:
     bar = progress(len(files), args.no_progress)
     started = time.perf_counter()
     try:
+        if not files:
+            bar.close()
+            bad = await index_videos(api, videos, meta, sidecar, args)
+            return 0 if bad == 0 or args.allow_failures else 3
         try:
             async for outcome in api.ingest(items()):
                 summary.counts[outcome.status] += 1
@@ -113,11 +120,13 @@ async def run_index(args: argparse.Namespace) -> int:
             bar.close()
             summary.seconds = time.perf_counter() - started
         print_index_summary(summary, len(files))
+        bad_videos = await index_videos(api, videos, meta, sidecar, args) if videos else 0
         if args.with_captions and not args.no_wait_captions:
             await finish_captions(api, args.no_progress)
     finally:
         await api.close()
-    return 0 if summary.counts[IngestStatus.FAILED] == 0 or args.allow_failures else 3
+    ok = summary.counts[IngestStatus.FAILED] == 0 and bad_videos == 0
+    return 0 if ok or args.allow_failures else 3
 
 
 async def finish_captions(api: GatewayAPI, no_progress: bool) -> None:
