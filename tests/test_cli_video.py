@@ -12,12 +12,15 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from offline_models.scenes import SceneObject
 from tests.live_server import MjpegCamera
 from tests.synthetic_video import Appearance, encode_cctv
 from tests.test_exif import make_photo
+
+pytestmark = pytest.mark.slow  # subprocesses that load the model
 
 T0 = datetime(2024, 5, 7, 9, 0, tzinfo=timezone.utc)
 
@@ -31,8 +34,11 @@ async def imgsearch(
         sys.executable, "-m", "search_gateway.cli", *args,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    if stop_after is not None:
-        await asyncio.sleep(stop_after)
+    if camera is not None:  # Ctrl-C once the watcher has taken 30 frames
+        for _ in range(1200):
+            if camera.sent >= 30 or proc.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
         proc.send_signal(signal.SIGINT)
     out, err = await asyncio.wait_for(proc.communicate(), 300)
     assert proc.returncode is not None
@@ -89,7 +95,7 @@ async def test_watch_until_ctrl_c(tmp_path: Path) -> None:
 
     with MjpegCamera(frame, fps=10) as cam:
         code, out, err = await imgsearch(tmp_path / "data", "watch", cam.url, "--camera-id",
-                                         "door-1", "--interval", "0.5", stop_after=8)  # fmt: skip
+                                         "door-1", "--interval", "0.5", camera=cam)  # fmt: skip
     assert code == 0, (out, err)
     m = re.search(r"door-1: (\d+) frames stored, (\d+) similar, 0 failed; (\d+) sampled", out)
     assert m, out
