@@ -127,7 +127,9 @@ class RemoteGateway:
 
     @staticmethod
     def _search_request(q: SearchQuery) -> gateway_pb2.SearchRequest:
-        req = gateway_pb2.SearchRequest(k=q.k, offset=q.offset, mode=_MODES.get(q.mode, 0))
+        req = gateway_pb2.SearchRequest(
+            k=q.k, offset=q.offset, mode=_MODES.get(q.mode, gateway_pb2.SEARCH_MODE_UNSPECIFIED)
+        )
         if q.text is not None:
             req.text = q.text
         elif q.image is not None:

@@ -26,7 +26,7 @@ T0 = datetime(2024, 5, 7, 9, 0, tzinfo=timezone.utc)
 
 
 async def imgsearch(
-    data_dir: Path, *args: str, stop_after: float | None = None
+    data_dir: Path, *args: str, camera: MjpegCamera | None = None
 ) -> tuple[int, str, str]:
     env = dict(os.environ, IMGSEARCH_DATA_DIR=str(data_dir), IMGSEARCH_MODEL="offline-tiny",
                IMGSEARCH_PRETRAINED="", IMGSEARCH_DEVICE="cpu")  # fmt: skip

@@ -72,7 +72,7 @@ def frame_metadata(base: dict[str, Any], offset_s: float) -> dict[str, Any]:
 
 def with_end(metadata: dict[str, Any], end_s: float) -> dict[str, Any]:
     """`frame_end_s` / `timestamp_end`: the last sampled moment a kept frame stands for."""
-    out = {FRAME_END: end_s}
+    out: dict[str, Any] = {FRAME_END: end_s}
     start = metadata.get(TIMESTAMP)
     offset = metadata.get(FRAME_OFFSET)
     if isinstance(start, str) and isinstance(offset, (int, float)):
