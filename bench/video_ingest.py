@@ -82,11 +82,10 @@ def decode_rates(path: Path, seconds: float) -> tuple[Clock, Clock, list[bytes]]
 
     with Clock() as sample:
         encoded = [make_thumbnail(f.image) for f in VideoSampler(path, 1.0)]
-    with Clock() as full:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            n = sum(1 for _ in container.decode(stream))
+    with Clock() as full, av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        n = sum(1 for _ in container.decode(stream))
     assert n >= seconds * 25 - 1
     return sample, full, encoded
 
