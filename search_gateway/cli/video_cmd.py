@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,14 +66,16 @@ async def index_videos(
     for path in videos:
         uri = str(path)
         last = [-10.0]
+        began = time.perf_counter()
 
         def progress(
             offset_s: float, frames: int, uri: str = uri, last: list[float] = last
         ) -> None:
             if not args.no_progress and offset_s - last[0] >= 10:
                 last[0] = offset_s
-                print(f"\r{uri}: {offset_s:.0f} s of video, {frames} frames", end="",
-                      file=sys.stderr)  # fmt: skip
+                fps = frames / max(time.perf_counter() - began, 1e-6)
+                print(f"\r{uri}: {offset_s:.0f} s of video, {frames} frames ({fps:.1f}/s)",
+                      end="", file=sys.stderr)  # fmt: skip
 
         report = await index_video(
             api, path, {**meta, **sidecar.get(uri, {})}, interval_s=args.video_interval,
