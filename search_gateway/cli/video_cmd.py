@@ -69,7 +69,11 @@ async def index_videos(
         began = time.perf_counter()
 
         def progress(
-            offset_s: float, frames: int, uri: str = uri, last: list[float] = last
+            offset_s: float,
+            frames: int,
+            uri: str = uri,
+            last: list[float] = last,
+            began: float = began,
         ) -> None:
             if not args.no_progress and offset_s - last[0] >= 10:
                 last[0] = offset_s
