@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def clip(seconds: int, folder: Path) -> Path:
     """The CCTV clip, generated once per length (cached in `folder`)."""
-    from offline_models.scenes import SceneObject
+    from offline_training.scenes import SceneObject
     from tests.synthetic_video import Appearance, encode_cctv
 
     path = folder / f"cctv-1080p-{seconds}s.mp4"

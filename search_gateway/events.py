@@ -216,15 +216,16 @@ async def search_page(
         raise InvalidInput("give offset or page_token, not both")
     if state is not None and int(state.get("off", 0)) > core.limits.max_offset:
         raise InvalidInput(f"page_token goes past the deepest offset ({core.limits.max_offset})")
-    vector = await core._query_vector(q, timeout, tenant)
+    scope = core.scope(tenant)
+    vector = await core._query_vector(q, timeout, scope)
     exclude: tuple[str, ...] = ()
     if q.point_id is not None:
         exclude = (d.normalize_point_id(q.point_id),)
     snapshot = parse_time(state["snap"]) if state else datetime.now(timezone.utc)
     assert snapshot is not None
     pinned = d.Filter(must=(d.DatetimeRange(d.INGESTED_AT, lte=snapshot),))
-    user = d.scoped(q.filter, tenant)
-    flt = d.Filter(must=(pinned, user)) if user is not None else pinned
+    # (The scope adds the tenant's own condition to every call below.)
+    flt = d.Filter(must=(pinned, q.filter)) if q.filter is not None else pinned
 
     if state is not None:
         threshold = state.get("thr")
@@ -234,7 +235,7 @@ async def search_page(
         if cutoff is None and shape.group_by is not None and threshold is None:
             cutoff = DEFAULT_GROUP_CUTOFF
         if cutoff is not None:
-            best = await core.store_call("search", vector, 1, 0, threshold, flt, exclude)
+            best = await scope.search(vector, 1, 0, threshold, flt, exclude)
             if best:
                 bar = best[0].score - cutoff
                 threshold = bar if threshold is None else max(threshold, bar)
@@ -246,10 +247,9 @@ async def search_page(
     if shape.group_by is not None:
         offset = int(state.get("off", 0)) if state else q.offset
         n_groups = offset + q.k
-        groups = await core.store_call(
-            "search_groups", vector, GROUP_FIELDS[shape.group_by], n_groups, GROUP_DEPTH,
-            threshold, flt, exclude,
-        )  # fmt: skip
+        groups = await scope.search_groups(
+            vector, GROUP_FIELDS[shape.group_by], n_groups, GROUP_DEPTH, threshold, flt, exclude
+        )
         events = [
             e for g in groups for e in split_events(g.key, [hit(p) for p in g.hits], shape.window_s)
         ]
@@ -265,8 +265,8 @@ async def search_page(
         seen = list(state.get("seen", [])) if state else []
         if q.offset and not state:
             raise InvalidInput("time order pages by page_token, not offset")
-        points = await core.store_call(
-            "search_ordered", vector, shape.candidates, q.k + 1, d.TIMESTAMP, descending,
+        points = await scope.search_ordered(
+            vector, shape.candidates, q.k + 1, d.TIMESTAMP, descending,
             start, threshold, flt, exclude + tuple(seen),
         )  # fmt: skip
         page_points, more = points[: q.k], len(points) > q.k
@@ -280,7 +280,7 @@ async def search_page(
         return SearchPage([hit(p) for p in page_points], [], token)
 
     offset = int(state.get("off", 0)) if state else q.offset
-    points = await core.store_call("search", vector, q.k + 1, offset, threshold, flt, exclude)
+    points = await scope.search(vector, q.k + 1, offset, threshold, flt, exclude)
     page_points = points[: q.k]
     token = encode_token({**base, "off": offset + q.k}) if len(points) > q.k else ""
     return SearchPage([hit(p) for p in page_points], [], token)

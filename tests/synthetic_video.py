@@ -19,7 +19,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from offline_models.scenes import SceneObject, render
+from offline_training.scenes import SceneObject, render
 
 
 @dataclass(frozen=True)

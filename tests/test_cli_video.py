@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from offline_models.scenes import SceneObject
+from offline_training.scenes import SceneObject
 from tests.live_server import MjpegCamera
 from tests.synthetic_video import Appearance, encode_cctv
 from tests.test_exif import make_photo

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from offline_models.scenes import generate_scene, render
+from offline_training.scenes import generate_scene, render
 from search_gateway.thumbnails import (
     THUMBNAIL_SIDE,
     ThumbnailStore,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from offline_models.scenes import SceneObject
+from offline_training.scenes import SceneObject
 from search_gateway.media.frame_filter import FrameChangeFilter
 from search_gateway.media.video import (
     VideoSampler,

@@ -13,7 +13,7 @@ from PIL import Image
 
 from imgsearch.errors import ImgsearchError
 from offline_models.registry import OFFLINE_MODEL_NAME
-from offline_models.scenes import SceneObject
+from offline_training.scenes import SceneObject
 from search_gateway import domain as d
 from search_gateway.core import SearchQuery
 from search_gateway.events import ResultShape

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from offline_models.registry import OFFLINE_MODEL_NAME
-from offline_models.scenes import SceneObject
+from offline_training.scenes import SceneObject
 from search_gateway.core import SearchQuery
 from search_gateway.events import ResultShape, parse_time
 from search_gateway.media.index_video import index_video
