@@ -277,7 +277,9 @@ class GatewayCore:
         tenant: str | None = None,
     ) -> SearchPage:
         """Hits shaped by `shape`: grouped into events, time-ordered, cut, paged (events.py)."""
-        return await search_page(self, q, shape, timeout, tenant)
+        return await search_page(
+            self, q, shape, lambda p: Hit.from_point(p.id, p.score, p.payload), timeout, tenant
+        )
 
     async def thumbnail(self, point_id: str, tenant: str | None = None) -> bytes:
         """The point's thumbnail; NotFound when the point (of this tenant) has none."""

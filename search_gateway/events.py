@@ -29,6 +29,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -198,12 +199,12 @@ async def search_page(
     core: GatewayCore,
     q: SearchQuery,
     shape: ResultShape,
+    to_hit: Callable[[d.ScoredPoint], Hit],
     timeout: float | None = None,
     tenant: str | None = None,
 ) -> SearchPage:
-    """Hits (and groups) for one page; see the module docstring."""
-    from search_gateway.core import Hit
-
+    """Hits (and groups) for one page; see the module docstring. (`to_hit` comes
+    from core, which imports this module: no import back.)"""
     await core._ready()
     core._check_query(q)
     shape.check(core.limits.max_k)
@@ -241,8 +242,7 @@ async def search_page(
                 threshold = bar if threshold is None else max(threshold, bar)
     base = {"q": fp, "snap": d.rfc3339(snapshot), "thr": threshold}
 
-    def hit(p: d.ScoredPoint) -> Hit:
-        return Hit.from_point(p.id, p.score, p.payload)
+    hit = to_hit
 
     if shape.group_by is not None:
         offset = int(state.get("off", 0)) if state else q.offset
