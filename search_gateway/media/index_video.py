@@ -101,6 +101,7 @@ async def index_video(
     change_threshold: float | None = None,
     uri: str | None = None,
     progress: Callable[[float, int], None] | None = None,
+    chunk: int = 16,
 ) -> VideoIndexReport:
     """Samples `path` every `interval_s` and ingests the frames; see VideoIndexReport.
 
@@ -111,17 +112,29 @@ async def index_video(
     started = time.perf_counter()
 
     async def items() -> AsyncIterator[IngestItem]:
-        async for f in aiter_in_thread(frames):
+        # Frames are handed on in runs of `chunk`: the pipeline batches what is
+        # waiting, and a model batch of 1-2 frames (what a decoder running at
+        # the embedder's pace would give) costs several times more per frame.
+        pending: list[IngestItem] = []
+        async for f in aiter_in_thread(frames, ahead=2 * chunk):
             report.sampled += 1
             if progress is not None:
                 progress(f.offset_s, report.sampled)
-            yield IngestItem(
-                data=f.data,
-                uri=f.uri,
-                metadata=f.metadata,
-                frame=FrameRef(frames.sha256, f.offset_s),
-                frame_change_threshold=change_threshold,
+            pending.append(
+                IngestItem(
+                    data=f.data,
+                    uri=f.uri,
+                    metadata=f.metadata,
+                    frame=FrameRef(frames.sha256, f.offset_s),
+                    frame_change_threshold=change_threshold,
+                )
             )
+            if len(pending) >= chunk:
+                for item in pending:
+                    yield item
+                pending.clear()
+        for item in pending:
+            yield item
 
     async for o in api.ingest(items()):
         if o.status is IngestStatus.ADDED:
