@@ -32,7 +32,7 @@ import numpy as np
 from imgsearch.errors import ImgsearchError
 from search_gateway import domain as d
 from search_gateway.ingest.items import IngestStatus
-from search_gateway.ingest.states import Embedded, NewImage, State
+from search_gateway.ingest.states import Embedded, NewImage, Settled, State, failed
 from search_gateway.media.frame_filter import DEFAULT_MAX_GAP_S, DEFAULT_THRESHOLD
 from search_gateway.media.frames import FRAME_END, FRAME_OFFSET, VIDEO_SHA256, with_end
 from search_gateway.tenancy import TenantScope
@@ -99,10 +99,14 @@ class FrameFilter:
         )
         self.max_videos = max_videos
         self.max_gap_s = max_gap_s
+        # Similar frames of this batch whose kept frame is written in this batch
+        # too: (position, its kept frame), checked by `after_write`.
+        self._dependents: list[tuple[int, _Kept]] = []
 
     async def __call__(self, batch: list[State], scope: TenantScope) -> list[State]:
         out = list(batch)
         extended: dict[str, _Kept] = {}
+        self._dependents = []
         for i, s in enumerate(out):
             if not isinstance(s, Embedded) or s.loaded.frame is None:
                 continue
@@ -130,6 +134,7 @@ class FrameFilter:
                     last.pending.loaded.metadata.update(
                         with_end(last.pending.loaded.metadata, last.end_s)
                     )
+                    self._dependents.append((i, last))
                 out[i] = s.new.settle(s.loaded.settle(IngestStatus.SIMILAR_FRAME, last.id))
             else:
                 kept = _Kept(s.loaded.id, s.vector, t, t, s.loaded.metadata.get(d.TIMESTAMP), s)
@@ -146,6 +151,33 @@ class FrameFilter:
         # extend them through the store.
         for kept in self._last.values():
             kept.pending = None
+        return out
+
+    def after_write(self, written: list[State]) -> list[State]:
+        """Similar frames share the fate of their kept frame of the same batch:
+        when its write failed they fail the same way (nothing is acknowledged
+        as covered by a point that was not stored), and a failed kept frame is
+        forgotten so later frames are compared with what is stored."""
+        out = list(written)
+        failed_ids: set[str] = set()
+        for i, kept in self._dependents:
+            try:
+                outcome = out[kept_index(out, kept.id)]
+            except LookupError:
+                continue
+            if isinstance(outcome, Settled) and outcome.outcome.status is IngestStatus.FAILED:
+                s = out[i]
+                assert isinstance(s, Settled)
+                o = outcome.outcome
+                out[i] = failed(s.outcome.index, o.reason, o.error_code, s.outcome.id,
+                                s.outcome.uri)  # fmt: skip
+                failed_ids.add(kept.id)
+        for s in out:
+            if isinstance(s, Settled) and s.outcome.status is IngestStatus.FAILED:
+                failed_ids.add(s.outcome.id)
+        for key in [k for k, v in self._last.items() if v.id in failed_ids]:
+            del self._last[key]
+        self._dependents = []
         return out
 
     def _remember(self, key: str, kept: _Kept) -> None:
@@ -174,6 +206,16 @@ class FrameFilter:
             float(p.payload.get(FRAME_END, p.payload[FRAME_OFFSET])), p.payload.get(d.TIMESTAMP),
             None,
         )  # fmt: skip
+
+
+def kept_index(states: list[State], point_id: str) -> int:
+    """Position of the state answering for `point_id` (the kept frame) in a batch."""
+    for pos, s in enumerate(states):
+        if isinstance(s, Settled) and s.outcome.id == point_id and (
+            s.outcome.status is not IngestStatus.SIMILAR_FRAME
+        ):
+            return pos
+    raise LookupError(point_id)
 
 
 __all__ = ["FrameFilter", "settle_covered"]

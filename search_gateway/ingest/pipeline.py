@@ -126,6 +126,7 @@ class IngestPipeline:
             states = await frames(batch.states, scope)
             states = await mark_near_duplicates(states, scope)
             states = await WriteStage(scope, self.spool, self.thumbnails)(states)
+            states = frames.after_write(states)
         finally:
             for new in batch.new:  # nothing may wait forever on a lost image
                 new.settle(failed(new.loaded.index, "internal error (see gateway log)",
