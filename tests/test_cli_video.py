@@ -57,7 +57,7 @@ async def test_index_videos_and_query_by_event(tmp_path: Path) -> None:
     code, out, err = await imgsearch(data, "index", str(root), "--meta", "camera_id=cam-1",
                                      "--no-progress")  # fmt: skip
     assert code == 3, (out, err)  # the broken video is reported; the rest is indexed
-    assert "added 1" in out  # the photo
+    assert "stored 1 (new 1" in out  # the photo
     assert re.search(r"cam1\.mp4: 60 s of video .* 60 frames sampled: \d+ kept", out), out
     assert "broken.mkv" in out and "FAILED: cannot open video" in out
 
