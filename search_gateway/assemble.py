@@ -17,6 +17,7 @@ from search_gateway.model_clients.base import Captioner, Embedder, Scorer
 from search_gateway.rerank import Reranker
 from search_gateway.settings import GatewaySettings
 from search_gateway.store.base import VectorStore
+from search_gateway.thumbnails import ThumbnailStore
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +96,11 @@ def build_scorer(s: GatewaySettings) -> Scorer | None:
 
 
 def build_reranker(s: GatewaySettings, core: GatewayCore) -> Reranker:
-    """Scores the collection's thumbnails (original files under the read roots as fallback)."""
-    from search_gateway.thumbnails import ThumbnailStore
-
+    """Scores the thumbnails the gateway stores (original files under the read roots
+    as fallback for points ingested before thumbnails existed)."""
     return Reranker(
         build_scorer(s),
-        ThumbnailStore.under(s.data_dir, s.collection),
+        core.thumbnails,
         read_original=core.ingest_pipeline.paths.read,
         max_seconds=s.rerank.timeout_s,
         vector_weight=s.rerank.vector_weight,
@@ -165,6 +165,13 @@ async def build_core(
         caption_mode=s.caption_mode,
         spool_dir=Path(s.data_dir).expanduser() / "caption_spool" / s.collection,
         store_threads=4 if s.qdrant_url else 1,
+        # The gateway's own folder in every mode (with a Qdrant server too):
+        # a ReadWriteMany PersistentVolumeClaim in deploy/k8s.
+        thumbnails=(
+            ThumbnailStore(Path(s.thumbnails_dir) / s.collection)
+            if s.thumbnails_dir
+            else ThumbnailStore.under(s.data_dir, s.collection)
+        ),
     )
     core.reranker = build_reranker(s, core)
     await core.open()
