@@ -161,7 +161,9 @@ async def test_missing_thumbnail_falls_back_to_original_file(
 
     core = await build_core(settings_for(tmp_path), read_roots=[scene_files[0].parent])
     try:
-        await _ingest(core, scene_files[:8], thumbs=False)
+        ids = await _ingest(core, scene_files[:8], thumbs=False)
+        assert core.reranker is not None and core.reranker.thumbnails is not None
+        core.reranker.thumbnails.delete(ids)  # as if ingested before thumbnails existed
         res = await core.search_reranked(SearchQuery(text=QUERY, k=3), RerankOptions(8), None)
         assert res.reranked and "4 scored from original files" not in res.note
         assert "8 scored from original files (no thumbnail)" in res.note
@@ -269,9 +271,7 @@ async def test_rerank_over_grpc(tmp_path: Path, scene_files: list[Path]) -> None
                 res = await client.search_reranked(SearchQuery(text=QUERY, k=5), RerankOptions(12))
                 assert res.reranked is reranked, res.note
                 if reranked:
-                    assert (
-                        res.model == "offline-tiny" and "12 scored from original files" in res.note
-                    )
+                    assert res.model == "offline-tiny"
                     assert all(h.rerank_score is not None for h in res.hits)
                 else:
                     assert "no image-text matching model" in res.note
