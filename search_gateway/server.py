@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from imgsearch.serving.metrics import ServiceMetrics
 from imgsearch.serving.server import RunningServer, ServiceBinding, create_server, drain
@@ -12,6 +13,9 @@ from imgsearch.v1 import gateway_pb2, gateway_pb2_grpc
 from search_gateway.core import GatewayCore
 from search_gateway.servicer import GatewayServicer
 from search_gateway.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from search_gateway.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,7 @@ class GatewayServer:
     metrics: ServiceMetrics
     metrics_port: int | None
     backfill: asyncio.Task[None] | None = None
+    web: WebServer | None = None
 
     @property
     def port(self) -> int:
@@ -33,6 +38,8 @@ class GatewayServer:
     async def stop(self, grace_s: float = 5.0) -> None:
         if self.backfill is not None:
             self.backfill.cancel()
+        if self.web is not None:
+            await self.web.stop()
         await drain(self.running, grace_s)
         await self.core.close()
 
@@ -64,6 +71,12 @@ async def start_gateway_server(
     metrics_port = metrics.serve_http(settings.metrics_port, settings.host)
     await running.set_serving(True)
     server = GatewayServer(running, core, metrics, metrics_port)
+    if settings.http_port >= 0:
+        from search_gateway.web.server import start_web_server
+
+        server.web = await start_web_server(
+            core, settings, port=settings.http_port, api_keys=settings.api_keys()
+        )
     if core.captions is not None:
         server.backfill = asyncio.get_running_loop().create_task(
             _caption_backfill_loop(core, settings.caption_backfill_interval_s)
