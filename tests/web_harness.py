@@ -78,7 +78,7 @@ class WebWorld:
         return [h["id"] for h in reply.json()["hits"]]
 
 
-def _settings(data_dir: Path, **extra: Any) -> GatewaySettings:
+def settings_for(data_dir: Path, **extra: Any) -> GatewaySettings:
     return GatewaySettings(
         data_dir=str(data_dir),
         model=OFFLINE_MODEL_NAME,
@@ -137,7 +137,7 @@ def start_world(
 
     roots = [p.folder for p in populations]
     samples = {p.tenant: write_scenes(p.folder, p.count, p.seed) for p in populations}
-    settings = _settings(tmp / "data", **(settings_extra or {}))
+    settings = settings_for(tmp / "data", **(settings_extra or {}))
     keys = ApiKeys({KEYS[t]: t for t in samples}) if api_keys else None
 
     class Running:

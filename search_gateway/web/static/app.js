@@ -282,7 +282,11 @@ function card(hit, extra) {
   el.append(img, caption, meta);
   if (extra) el.append(extra);
   el.addEventListener("click", () => openDetail(hit));
-  el.addEventListener("keydown", (e) => { if (e.key === "Enter") openDetail(hit); });
+  el.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") return;
+    e.preventDefault(); // else the same Enter would press the dialog's close button
+    openDetail(hit);
+  });
   el.hit = hit;
   return el;
 }
