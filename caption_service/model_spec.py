@@ -14,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from imgsearch.model_choice import DEFAULT_BLIP_MODEL
+
 OFFLINE_MODEL_NAME = "offline-tiny"
-DEFAULT_MODEL = "Salesforce/blip-image-captioning-large"
+DEFAULT_MODEL = DEFAULT_BLIP_MODEL
 
 
 @dataclass(frozen=True)

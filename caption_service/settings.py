@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from caption_service.model import DEFAULT_MAX_NEW_TOKENS, MAX_BEAMS, MAX_NEW_TOKENS_LIMIT
-from caption_service.model_spec import DEFAULT_MODEL
+from imgsearch.model_choice import BlipChoice
 from imgsearch.serving.model_server import ModelServiceSettings
 
 DEFAULT_PORT = 50052
 DEFAULT_METRICS_PORT = 9465
 
 
-class CaptionerSettings(ModelServiceSettings):
-    """The captioner's knobs (common ones in ModelServiceSettings), validated at start-up."""
+class CaptionerSettings(BlipChoice, ModelServiceSettings):
+    """The captioner's knobs (common ones in ModelServiceSettings; model, precision
+    and runtime in imgsearch.model_choice.BlipChoice), validated at start-up."""
 
     model_config = SettingsConfigDict(env_prefix="IMGSEARCH_CAPTIONER_", protected_namespaces=())
 
-    model: str = Field(
-        DEFAULT_MODEL, description="Hugging Face id, save_pretrained directory or offline-tiny"
-    )
-    precision: str = Field(
-        "auto", description="auto (float16 on CUDA, float32 on CPU), float32, float16, bfloat16"
-    )
-    # Same names as caption_service.model.CAPTION_RUNTIMES. The default stays
-    # the float32 reference until captions have an accuracy gate (docs/fast-paths.md).
-    runtime: Literal["auto", "eager", "bf16"] = Field(
-        "eager",
-        description="eager (precision as set), bf16 (bfloat16 weights: ~3.5x on CPUs with "
-        "native bf16), auto (bf16 where native, else eager)",
-    )
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=-1, le=65535, description="-1 disables")
     max_batch_size: int = Field(8, ge=1, le=1024, description="largest model batch")

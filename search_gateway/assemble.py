@@ -24,12 +24,13 @@ def _model_credentials(s: GatewaySettings) -> grpc.ChannelCredentials | None:
 
 
 def build_embedder(s: GatewaySettings) -> Embedder:
-    if s.embedder_address:
+    e = s.embedder
+    if e.address:
         from search_gateway.model_clients.remote import RemoteEmbedder
 
         return RemoteEmbedder(
-            s.embedder_address,
-            timeout_s=s.embedder_timeout_s,
+            e.address,
+            timeout_s=e.timeout_s,
             credentials=_model_credentials(s),
             metadata=bearer(s.models_api_key),
         )
@@ -37,23 +38,24 @@ def build_embedder(s: GatewaySettings) -> Embedder:
     from search_gateway.model_clients.local import LocalEmbedder
 
     model = ClipEmbedder(
-        s.model,
-        s.pretrained,
-        device=s.device,
-        precision=s.precision,
-        runtime=s.runtime,
+        e.model,
+        e.pretrained,
+        device=e.device,
+        precision=e.precision,
+        runtime=e.runtime,
         max_image_pixels=s.max_image_pixels,
     )
     return LocalEmbedder(model, batch_size=s.ingest_batch_size)
 
 
 def build_captioner(s: GatewaySettings) -> Captioner:
-    if s.captioner_address:
+    c = s.captioner
+    if c.address:
         from search_gateway.model_clients.remote import RemoteCaptioner
 
         return RemoteCaptioner(
-            s.captioner_address,
-            timeout_s=s.captioner_timeout_s,
+            c.address,
+            timeout_s=c.timeout_s,
             credentials=_model_credentials(s),
             metadata=bearer(s.models_api_key),
         )
@@ -64,9 +66,10 @@ def build_captioner(s: GatewaySettings) -> Captioner:
     # never pays for BLIP.
     return LocalCaptioner(
         BlipCaptioner(
-            s.caption_model,
-            device=s.device,
-            runtime=s.caption_runtime,
+            c.model,
+            device=c.device,
+            precision=c.precision,
+            runtime=c.runtime,
             max_image_pixels=s.max_image_pixels,
         )
     )

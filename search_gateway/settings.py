@@ -9,16 +9,40 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from imgsearch.images import DEFAULT_MAX_PIXELS
+from imgsearch.model_choice import BlipChoice, ClipChoice
 from imgsearch.serving.security import ServerSecurity
 
 DEFAULT_PORT = 50050
 DEFAULT_METRICS_PORT = 9466
+
+# Flat names the gateway read before its model settings were nested; still
+# accepted as keyword arguments and as IMGSEARCH_<NAME> env vars. Each maps to
+# the nested fields it sets (IMGSEARCH_DEVICE places both models).
+FLAT_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
+    "model": (("embedder", "model"),),
+    "pretrained": (("embedder", "pretrained"),),
+    "precision": (("embedder", "precision"),),
+    "runtime": (("embedder", "runtime"),),
+    "caption_model": (("captioner", "model"),),
+    "caption_runtime": (("captioner", "runtime"),),
+    "device": (("embedder", "device"), ("captioner", "device")),
+    "embedder_address": (("embedder", "address"),),
+    "embedder_timeout_s": (("embedder", "timeout_s"),),
+    "captioner_address": (("captioner", "address"),),
+    "captioner_timeout_s": (("captioner", "timeout_s"),),
+}
 
 
 def default_data_dir() -> str:
@@ -26,8 +50,63 @@ def default_data_dir() -> str:
     return str(Path(base) / "imgsearch")
 
 
+class EmbedderLink(ClipChoice):
+    """How the gateway gets vectors: the embedder service at `address`, else
+    the CLIP model described by the inherited fields, in-process."""
+
+    address: str | None = Field(None, description="host:port of the embedder service")
+    timeout_s: float = Field(60.0, gt=0, description="deadline of one embedder call")
+
+
+class CaptionerLink(BlipChoice):
+    """How the gateway gets captions: the captioner service at `address`, else
+    the BLIP model described by the inherited fields, in-process."""
+
+    address: str | None = Field(None, description="host:port of the captioner service")
+    timeout_s: float = Field(300.0, gt=0, description="deadline of one captioner call")
+
+
+def fold_flat_names(values: dict[str, Any]) -> dict[str, Any]:
+    """{"model": m, "embedder": {...}} -> {"embedder": {"model": m, ...}}.
+
+    A value given under its nested name wins over the flat one.
+    """
+    out = dict(values)
+    for flat, targets in FLAT_NAMES.items():
+        if flat not in out:
+            continue
+        value = out.pop(flat)
+        for section, name in targets:
+            nested = out.get(section)
+            merged = (
+                dict(nested)
+                if isinstance(nested, dict)
+                else (nested.model_dump(exclude_unset=True) if nested is not None else {})
+            )
+            merged.setdefault(name, value)
+            out[section] = merged
+    return out
+
+
+class _FlatEnvSource(EnvSettingsSource):
+    """Reads the flat IMGSEARCH_<NAME> variables of FLAT_NAMES."""
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for flat in FLAT_NAMES:
+            value = self.env_vars.get(f"{self.env_prefix}{flat}".lower())
+            if value is not None:
+                found[flat] = value
+        return fold_flat_names(found)
+
+
 class GatewaySettings(BaseSettings, ServerSecurity):
-    model_config = SettingsConfigDict(env_prefix="IMGSEARCH_", protected_namespaces=())
+    model_config = SettingsConfigDict(
+        env_prefix="IMGSEARCH_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        protected_namespaces=(),
+    )
 
     data_dir: str = Field(default_factory=default_data_dir, description="embedded Qdrant folder")
     collection: str = Field("images", description="Qdrant collection name")
@@ -38,19 +117,10 @@ class GatewaySettings(BaseSettings, ServerSecurity):
         description="embedded store engine (without qdrant_url): Qdrant Edge, or "
         "qdrant-client local mode; auto = edge, unless only a local-mode collection exists",
     )
-    embedder_address: str | None = Field(None, description="host:port of the embedder service")
-    captioner_address: str | None = Field(None, description="host:port of the captioner service")
-    model: str = Field("ViT-B-32", description="CLIP model when embedding in-process")
-    pretrained: str = Field("laion2b_s34b_b79k", description="CLIP weights (tag or file)")
-    caption_model: str = Field(
-        "Salesforce/blip-image-captioning-large", description="BLIP model when in-process"
-    )
-    device: str = Field("auto", description="auto, cpu, cuda (in-process models)")
-    precision: str = Field("auto", description="auto, float32, float16, bfloat16")
-    runtime: str = Field(
-        "auto", description="in-process CLIP runtime: auto, eager, bf16, bf16-compile"
-    )
-    caption_runtime: str = Field("eager", description="in-process BLIP runtime: eager, bf16, auto")
+    # IMGSEARCH_EMBEDDER_<FIELD> / IMGSEARCH_CAPTIONER_<FIELD>: the same names
+    # the model services read, plus ADDRESS and TIMEOUT_S.
+    embedder: EmbedderLink = Field(default_factory=EmbedderLink)
+    captioner: CaptionerLink = Field(default_factory=CaptionerLink)
     host: str = "0.0.0.0"
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=-1, le=65535, description="-1 disables")
@@ -81,14 +151,52 @@ class GatewaySettings(BaseSettings, ServerSecurity):
     ingest_batch_size: int = Field(32, ge=1, le=1024)
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024)
-    embedder_timeout_s: float = Field(60.0, gt=0)
-    captioner_timeout_s: float = Field(300.0, gt=0)
     grace_s: float = Field(20.0, ge=0)
     # How the gateway calls the model services (their api_key / TLS settings).
     models_api_key: str | None = Field(None, description="key sent to embedder and captioner")
     models_tls_ca_file: str | None = Field(None, description="CA (PEM) to trust for model services")
     models_tls_cert_file: str | None = Field(None, description="client certificate for mTLS")
     models_tls_key_file: str | None = Field(None, description="client key for mTLS")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Nested env names beat the flat ones (earlier sources win).
+        if isinstance(init_settings, InitSettingsSource):  # flat keywords win over env
+            init_settings = InitSettingsSource(
+                settings_cls, fold_flat_names(init_settings.init_kwargs)
+            )
+        return (
+            init_settings,
+            env_settings,
+            _FlatEnvSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_flat_keywords(cls, values: Any) -> Any:
+        return fold_flat_names(values) if isinstance(values, dict) else values
+
+    @classmethod
+    def flat_env_names(cls) -> list[str]:
+        """The older flat IMGSEARCH_* names still read (see FLAT_NAMES)."""
+        return [f"IMGSEARCH_{name.upper()}" for name in FLAT_NAMES]
+
+    @property
+    def embedder_address(self) -> str | None:
+        return self.embedder.address
+
+    @property
+    def captioner_address(self) -> str | None:
+        return self.captioner.address
 
     def roots(self) -> list[Path]:
         return [Path(p) for p in self.read_roots.split(os.pathsep) if p]

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,11 +68,15 @@ class Service:
     def env_names(self) -> set[str]:
         """Every environment variable name the service reads."""
         names = set(logging_env_names())
+        nested = self.settings.model_config.get("env_nested_delimiter")
         for field_name, field in self.settings.model_fields.items():
             alias = field.validation_alias
-            names.add(
-                alias.upper() if isinstance(alias, str) else f"{self.prefix}{field_name}".upper()
-            )
+            name = alias.upper() if isinstance(alias, str) else f"{self.prefix}{field_name}".upper()
+            names.add(name)
+            section = field.annotation
+            if nested and isinstance(section, type) and issubclass(section, BaseModel):
+                names.update(f"{name}{nested}{sub}".upper() for sub in section.model_fields)
+        names.update(getattr(self.settings, "flat_env_names", lambda: [])())
         return names
 
     def effective(self, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> BaseSettings:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-
-from offline_models.registry import OFFLINE_MODEL_NAME
 
 SIDE_CAR = "imgsearch_meta.jsonl"
 
@@ -52,8 +51,9 @@ def write_samples(folder: Path, count: int, seed: int) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from search_gateway.cli import main as cli
+    from offline_models.registry import OFFLINE_MODEL_NAME
 
+    cli: Callable[[Sequence[str]], int] = args.run_cli
     folder = Path(args.samples)
     print(f"1/3 generating {args.count} sample scenes in {folder}/ (seed {args.seed})")
     write_samples(folder, args.count, args.seed)
@@ -84,11 +84,16 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_demo_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    run_cli: Callable[[Sequence[str]], int],
+) -> None:
+    """`run_cli` is the CLI's own main: the demo runs ordinary commands
+    through it (passed in, so this module does not import the parser back)."""
     p = sub.add_parser("demo", help="generate sample images, index and search them, offline")
     p.add_argument("--samples", default="sample_images", help="where to write the sample set")
     p.add_argument("--count", type=int, default=300, help="number of sample scenes")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--data-dir", default="imgsearch_data", help="embedded index folder")
     p.add_argument("--html", default="results.html", help="gallery of the first query")
-    p.set_defaults(func=run_demo, sync=True)
+    p.set_defaults(func=run_demo, sync=True, run_cli=run_cli)

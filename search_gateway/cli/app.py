@@ -1,0 +1,120 @@
+"""The `imgsearch` parser, built from the gateway settings, and `main`.
+
+Each command lives in its own module (`*_cmd.py`, `demo.py`) and registers
+its sub-parser through `add_commands`; this module only wires them together
+and turns errors into one line on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+
+from pydantic.fields import FieldInfo
+
+from imgsearch.errors import ImgsearchError
+from imgsearch.serving.logs import configure_logging
+from search_gateway import domain as d
+from search_gateway.cli import admin_cmd, demo, index_cmd, search_cmd, serve_cmd
+from search_gateway.settings import FLAT_NAMES, GatewaySettings
+
+# flag -> (settings keyword, metavar); help text and env name come from the settings.
+_SETTING_OPTIONS: list[tuple[str, str, str | None]] = [
+    ("--data-dir", "data_dir", None),
+    ("--collection", "collection", None),
+    ("--qdrant-url", "qdrant_url", None),
+    ("--model", "model", None),
+    ("--pretrained", "pretrained", None),
+    ("--caption-model", "caption_model", None),
+    ("--device", "device", None),
+    ("--embedder", "embedder_address", "HOST:PORT"),
+    ("--captioner", "captioner_address", "HOST:PORT"),
+]
+
+
+def setting_help(name: str) -> str:
+    """'<description> [IMGSEARCH_<ENV>]' for a GatewaySettings keyword."""
+    fields = GatewaySettings.model_fields
+    if name in fields:
+        info: FieldInfo = fields[name]
+        env = f"IMGSEARCH_{name.upper()}"
+    else:
+        section, sub = FLAT_NAMES[name][0]
+        annotation = fields[section].annotation
+        assert annotation is not None
+        info = annotation.model_fields[sub]
+        env = f"IMGSEARCH_{section.upper()}_{sub.upper()}"
+    default = info.get_default(call_default_factory=True)
+    shown = f"; default {default}" if default not in (None, "") else ""
+    return f"{info.description or name}{shown} [{env}]"
+
+
+def _connection_options(p: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    g = p.add_argument_group("where the index lives")
+    g.add_argument(
+        "--gateway",
+        metavar="HOST:PORT",
+        default=default,
+        help="use a running gateway instead of the embedded engine",
+    )
+    g.add_argument(
+        "--api-key", default=default, help="key for the gateway [IMGSEARCH_GATEWAY_API_KEY]"
+    )
+    g.add_argument(
+        "--tls-ca",
+        default=default,
+        help="CA (PEM) to trust for a TLS gateway [IMGSEARCH_GATEWAY_TLS_CA]",
+    )
+    for flag, name, metavar in _SETTING_OPTIONS:
+        dest = flag[2:].replace("-", "_")
+        g.add_argument(flag, dest=dest, default=default, metavar=metavar, help=setting_help(name))
+    g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imgsearch",
+        description="Natural-language image search: index folders, search by text, image or id.",
+    )
+    _connection_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _connection_options(p, suppress=True)
+        return p
+
+    for module in (index_cmd, search_cmd, admin_cmd, serve_cmd):
+        module.add_commands(sub, command)
+    demo.add_commands(sub, run_cli=main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = (
+        "DEBUG"
+        if args.verbose >= 2
+        else "INFO"
+        if args.verbose or args.command == "serve"
+        else "WARNING"
+    )
+    configure_logging(level)
+    func: Callable[[argparse.Namespace], object] = args.func
+    try:
+        if getattr(args, "sync", False):
+            return int(func(args))  # type: ignore[call-overload]
+        return int(asyncio.run(func(args)))  # type: ignore[arg-type]
+    except d.InvalidFilter as exc:  # includes FilterSyntaxError with its caret line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ImgsearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if exc.status_name == "INVALID_ARGUMENT" else 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

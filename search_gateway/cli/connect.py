@@ -1,0 +1,75 @@
+"""From parsed flags to a running API: the settings object (flags over env
+vars over defaults, never written back to the environment) and the embedded
+core or a remote gateway behind one protocol."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from search_gateway.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from search_gateway import domain as d
+    from search_gateway.core import Hit, SearchQuery, Stats
+    from search_gateway.ingest import IngestItem, IngestOutcome
+
+
+class GatewayAPI(Protocol):
+    """What the CLI needs; GatewayCore (embedded) and RemoteGateway provide it."""
+
+    def ingest(self, items: AsyncIterator[IngestItem]) -> AsyncIterator[IngestOutcome]: ...
+    async def search(self, q: SearchQuery, timeout: float | None = None) -> list[Hit]: ...
+    async def get(self, ids: Sequence[str]) -> tuple[list[Hit], list[str]]: ...
+    async def delete(self, ids: Sequence[str] = (), filter: d.Filter | None = None) -> int: ...
+    async def stats(self) -> Stats: ...
+    async def close(self) -> None: ...
+
+
+# flag dest -> GatewaySettings keyword (flat names fold into the nested
+# embedder / captioner sections, see search_gateway.settings.FLAT_NAMES).
+SETTING_FLAGS: dict[str, str] = {
+    "data_dir": "data_dir",
+    "collection": "collection",
+    "qdrant_url": "qdrant_url",
+    "model": "model",
+    "pretrained": "pretrained",
+    "caption_model": "caption_model",
+    "device": "device",
+    "embedder": "embedder_address",
+    "captioner": "captioner_address",
+    "batch_size": "ingest_batch_size",
+}
+
+
+def settings_from(args: argparse.Namespace, **overrides: Any) -> GatewaySettings:
+    """The gateway settings these flags ask for (flags beat IMGSEARCH_* env vars)."""
+    given: dict[str, Any] = {}
+    for flag, name in SETTING_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            given[name] = value
+    given.update({k: v for k, v in overrides.items() if v is not None})
+    return GatewaySettings(**given)
+
+
+async def open_api(
+    args: argparse.Namespace, read_roots: Sequence[Path] = (), captions: bool = False
+) -> GatewayAPI:
+    if args.gateway:
+        from imgsearch.serving.auth import bearer
+        from imgsearch.serving.security import channel_credentials
+        from search_gateway.remote_api import RemoteGateway
+
+        key = args.api_key or os.environ.get("IMGSEARCH_GATEWAY_API_KEY")
+        ca = args.tls_ca or os.environ.get("IMGSEARCH_GATEWAY_TLS_CA")
+        return RemoteGateway(
+            args.gateway, credentials=channel_credentials(ca), metadata=bearer(key)
+        )
+    from search_gateway.assemble import build_core
+
+    settings = settings_from(args)
+    return await build_core(settings, read_roots=read_roots, with_captioner=captions)

@@ -1,0 +1,164 @@
+"""`imgsearch index DIR` and `imgsearch recaption`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from imgsearch.errors import InvalidInput
+from search_gateway.cli.connect import GatewayAPI, open_api
+from search_gateway.cli.files import IMAGE_EXTENSIONS, find_images, load_sidecar
+from search_gateway.cli.output import IndexSummary, print_index_summary, progress
+from search_gateway.ingest import IngestItem, IngestStatus
+from search_gateway.meta_syntax import parse_meta
+
+
+def add_commands(sub: argparse._SubParsersAction, command: Any) -> None:  # type: ignore[type-arg]
+    p = command("index", "index every image under a folder (recursive, resumable)")
+    p.add_argument("dir")
+    p.add_argument("--with-captions", action="store_true", help="also caption images with BLIP")
+    p.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="metadata for every image, e.g. camera_id=7 tags=a,b (repeatable)",
+    )
+    p.add_argument(
+        "--meta-jsonl",
+        metavar="FILE",
+        help='per-file metadata, JSON lines {"file": "rel/path.jpg", "metadata": {...}}',
+    )
+    p.add_argument(
+        "--near-duplicates",
+        type=float,
+        metavar="COSINE",
+        help="mark images this similar to a stored one as duplicate_of (e.g. 0.97)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per model batch [IMGSEARCH_INGEST_BATCH_SIZE]",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-wait-captions",
+        action="store_true",
+        help="return once vectors are stored; captions fill in later",
+    )
+    p.add_argument("--allow-failures", action="store_true", help="exit 0 even if some images fail")
+    p.set_defaults(func=run_index)
+
+    p = command("recaption", "caption images still marked caption_pending")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_recaption)
+
+
+async def run_index(args: argparse.Namespace) -> int:
+    root = Path(args.dir).expanduser().resolve()
+    if not root.is_dir():
+        raise InvalidInput(f"{args.dir}: not a folder")
+    files = find_images(root)
+    if not files:
+        print(f"no images under {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        return 0
+    meta = parse_meta(args.meta)
+    sidecar = load_sidecar(Path(args.meta_jsonl)) if args.meta_jsonl else {}
+    api = await open_api(args, read_roots=[root], captions=args.with_captions)
+    summary = IndexSummary()
+    sent: list[str] = []
+    remote = bool(args.gateway)
+
+    async def items() -> AsyncIterator[IngestItem]:
+        for path in files:
+            uri = str(path)
+            item_meta = {**meta, **sidecar.get(uri, {})}
+            common = dict(
+                uri=uri,
+                metadata=item_meta,
+                with_captions=args.with_captions,
+                near_duplicate_threshold=args.near_duplicates or 0.0,
+            )
+            if remote:  # the gateway cannot see this machine's files: send bytes
+                try:
+                    data = await asyncio.to_thread(path.read_bytes)
+                except OSError as exc:
+                    summary.counts[IngestStatus.FAILED] += 1
+                    summary.failures.append((uri, f"cannot read: {exc.strerror}"))
+                    bar.update(1)
+                    continue
+                sent.append(uri)
+                yield IngestItem(data=data, **common)  # type: ignore[arg-type]
+            else:
+                sent.append(uri)
+                yield IngestItem(path=uri, **common)  # type: ignore[arg-type]
+
+    bar = progress(len(files), args.no_progress)
+    started = time.perf_counter()
+    try:
+        try:
+            async for outcome in api.ingest(items()):
+                summary.counts[outcome.status] += 1
+                summary.caption_pending += outcome.caption_pending
+                if outcome.status is IngestStatus.FAILED:
+                    where = outcome.uri or sent[outcome.index]
+                    summary.failures.append((where, f"{outcome.reason} [{outcome.error_code}]"))
+                bar.update(1)
+        finally:
+            bar.close()
+            summary.seconds = time.perf_counter() - started
+        print_index_summary(summary, len(files))
+        if args.with_captions and not args.no_wait_captions:
+            await finish_captions(api, args.no_progress)
+    finally:
+        await api.close()
+    return 0 if summary.counts[IngestStatus.FAILED] == 0 or args.allow_failures else 3
+
+
+async def finish_captions(api: GatewayAPI, no_progress: bool) -> None:
+    """Waits for deferred captions: runs the backfill in embedded mode, or
+    watches the gateway's own backfill through Stats."""
+    from search_gateway.core import GatewayCore
+
+    pending = (await api.stats()).caption_pending_count
+    if not pending:
+        return
+    bar = progress(pending, no_progress, "captioning")
+    try:
+        if isinstance(api, GatewayCore):
+            report = await api.recaption(progress=bar.update)
+            left = pending - report.captioned
+        else:
+            left = await _watch_pending(api, bar, pending)
+    finally:
+        bar.close()
+    print(f"captioned {pending - left} images" + (f"; {left} still pending" if left else ""))
+    if left:
+        print("  run `imgsearch recaption` to retry them")
+
+
+async def _watch_pending(api: GatewayAPI, bar: Any, pending: int, patience_s: float = 300) -> int:
+    last_change = time.monotonic()
+    while pending and time.monotonic() - last_change < patience_s:
+        await asyncio.sleep(1.0)
+        now = (await api.stats()).caption_pending_count
+        if now < pending:
+            bar.update(pending - now)
+            last_change = time.monotonic()
+        pending = now
+    return pending
+
+
+async def run_recaption(args: argparse.Namespace) -> int:
+    # Embedded: the paths stored at indexing time are this machine's files.
+    api = await open_api(args, read_roots=[Path("/")], captions=True)
+    try:
+        await finish_captions(api, args.no_progress)
+    finally:
+        await api.close()
+    return 0
