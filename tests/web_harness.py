@@ -105,10 +105,10 @@ def metadata_json(record: dict[str, Any], n: int) -> dict[str, Any]:
 
 def write_scenes(folder: Path, count: int, seed: int) -> list[dict[str, Any]]:
     """The demo's sample scenes (same generator, same sidecar fields)."""
-    from search_gateway.demo import write_samples
+    from search_gateway.cli.demo import SIDE_CAR, write_samples
 
     write_samples(folder, count, seed)
-    lines = (folder / "imgsearch_meta.jsonl").read_text().splitlines()
+    lines = (folder / SIDE_CAR).read_text().splitlines()
     records = []
     for line in lines:
         entry = json.loads(line)

@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 from imgsearch.errors import ImgsearchError
 from imgsearch.serving.logs import configure_logging
 from search_gateway import domain as d
-from search_gateway.cli import admin_cmd, demo, index_cmd, search_cmd, serve_cmd
+from search_gateway.cli import admin_cmd, demo, index_cmd, search_cmd, serve_cmd, ui_cmd
 from search_gateway.settings import FLAT_NAMES, GatewaySettings
 
 # flag -> (settings keyword, metavar); help text and env name come from the settings.
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         _connection_options(p, suppress=True)
         return p
 
-    for module in (index_cmd, search_cmd, admin_cmd, serve_cmd):
+    for module in (index_cmd, search_cmd, admin_cmd, serve_cmd, ui_cmd):
         module.add_commands(sub, command)
     demo.add_commands(sub, run_cli=main)
     return parser
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "DEBUG"
         if args.verbose >= 2
         else "INFO"
-        if args.verbose or args.command == "serve"
+        if args.verbose or args.command in ("serve", "ui")
         else "WARNING"
     )
     configure_logging(level)
