@@ -15,14 +15,21 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 
 from caption_service.model_spec import DEFAULT_MODEL, resolve
 from imgsearch.errors import InvalidInput
 from imgsearch.images import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb
-from imgsearch.inference import InferenceModel, resolve_device, resolve_precision
+from imgsearch.inference import InferenceModel
+from imgsearch.precision import (
+    DTYPES,
+    auto_picks_bf16,
+    check_bf16_runtime,
+    resolve_device,
+    resolve_precision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +39,6 @@ MAX_BEAMS = 8
 # A prefix is a few words ("a photography of"); the cap keeps a hostile one
 # from costing tokeniser time or the model's whole position budget.
 MAX_PREFIX_CHARS = 300
-
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -145,14 +150,15 @@ class BlipCaptioner(InferenceModel):
         # Loaded in the checkpoint's dtype, then cast: the keyword for the load
         # dtype changed between transformers 4 (torch_dtype) and 5 (dtype).
         model = BlipForConditionalGeneration.from_pretrained(spec.source, **common)
-        model.to(device=device, dtype=_DTYPES[precision])
+        # transformers' decorated .to() is typed so mypy cannot call it.
+        model.to(device=device, dtype=DTYPES[precision])  # type: ignore[call-arg]
         model.eval()
         self._model = model
         self._image_processor = processor.image_processor
         self._tokenizer = processor.tokenizer
         self._device = torch.device(device)
-        self._dtype = _DTYPES[precision]
-        text_config = model.config.text_config
+        self._dtype = DTYPES[precision]
+        text_config: Any = model.config.text_config  # a BlipTextConfig; typed as a union
         self._bos_id = int(text_config.bos_token_id)
         log.info("captioner runtime %s (%s) on %s", self.requested_runtime, precision, device)
         self._info = CaptionerModelInfo(
@@ -221,11 +227,14 @@ class BlipCaptioner(InferenceModel):
         prompt = self._prompt_ids(options.prefix)
         # BLIP's generate() swaps the first token ([CLS]) for bos ([DEC]) and
         # drops the last ([SEP]) itself, so it takes the processor's ids as they are.
-        input_ids = torch.tensor([prompt] * len(pixels), dtype=torch.long, device=self._device)
+        input_ids = cast(
+            torch.LongTensor,
+            torch.tensor([prompt] * len(pixels), dtype=torch.long, device=self._device),
+        )
         output = self._model.generate(
             pixel_values=batch,
             input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
+            attention_mask=cast(torch.LongTensor, torch.ones_like(input_ids)),
             max_new_tokens=options.max_new_tokens,
             num_beams=options.num_beams,
             do_sample=False,
@@ -290,22 +299,13 @@ def resolve_runtime_precision(runtime: str, precision: str, device: str) -> str:
     and no precision was pinned, else eager. No compiled path: generate()
     re-enters the decoder with a growing cache, which compiles poorly.
     """
-    from embedder_service.backends import cpu_has_native_bf16
-
     if runtime not in CAPTION_RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(CAPTION_RUNTIMES)}, not {runtime!r}")
-    on_cuda = device.startswith("cuda")
     if runtime == "auto":
-        runtime = (
-            "bf16" if precision == "auto" and not on_cuda and cpu_has_native_bf16() else "eager"
-        )
+        runtime = "bf16" if auto_picks_bf16(device, precision) else "eager"
     if runtime == "eager":
         return resolve_precision(precision, device)
-    if precision not in ("auto", "bfloat16"):
-        raise ValueError(f"runtime 'bf16' runs bfloat16; precision {precision!r} conflicts")
-    native = torch.cuda.is_bf16_supported() if on_cuda else cpu_has_native_bf16()
-    if not native:
-        raise ValueError(f"runtime 'bf16' is not offered on {device}: no native bfloat16")
+    check_bf16_runtime(runtime, device, precision)
     return "bfloat16"
 
 

@@ -36,47 +36,25 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
+from imgsearch.precision import (
+    AUTO,
+    DTYPES,
+    auto_picks_bf16,
+    bf16_unavailable,
+    check_bf16_runtime,
+    dtype_name,
+    resolve_precision,
+)
+
 log = logging.getLogger(__name__)
 
-AUTO = "auto"
 EAGER = "eager"
 BF16 = "bf16"
 BF16_COMPILE = "bf16-compile"
-
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX).
-
-    oneDNN also *emulates* bf16 on plain AVX-512, at float32 speed or worse, so
-    `torch.ops.mkldnn._is_mkldnn_bf16_supported()` is not the right test.
-    """
-    cpu = getattr(torch, "cpu", None)
-    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
-        check = getattr(cpu, probe, None)
-        if check is not None and check():
-            return True
-    try:  # aarch64 (Graviton 3, Neoverse V1+) reports "bf16" in its feature flags
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = {w for line in f if line.lower().startswith(("flags", "features"))
-                     for w in line.split(":", 1)[1].split()}  # fmt: skip
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def _bf16_unavailable(device: str) -> str | None:
-    """Why bfloat16 is not a fast path on `device` (None when it is)."""
-    if device.startswith("cuda"):
-        return None if torch.cuda.is_bf16_supported() else "this GPU has no bfloat16"
-    if not cpu_has_native_bf16():
-        return "this CPU has no native bfloat16 (AVX512-BF16 / AMX); bf16 would be emulated"
-    return None
 
 
 @dataclass(frozen=True)
@@ -103,12 +81,14 @@ class Backend:
     @property
     def precision(self) -> str:
         """The dtype the matmuls run in, as Info reports it."""
-        return _NAMES[self.dtype]
+        return dtype_name(self.dtype)
 
     def prepare(self, model: torch.nn.Module) -> None:
         """Casts (and wraps for compilation) a loaded eval-mode model, in place."""
         model.to(dtype=self.dtype)
-        self._image, self._text = model.encode_image, model.encode_text
+        encode_image = cast(Callable[[torch.Tensor], torch.Tensor], model.encode_image)
+        self._image = encode_image
+        self._text = cast(Callable[[torch.Tensor], torch.Tensor], model.encode_text)
         if self.compiled:
             # dynamic=True: one graph for every batch size, and on CPU the
             # dynamic-shape graph uses oneDNN matmuls (the static one stays on
@@ -118,7 +98,7 @@ class Backend:
             # Only the image tower: it carries ingest throughput, while text
             # queries are single short strings and compiling the text tower
             # too would double a start-up that already takes minutes.
-            self._image = torch.compile(self._image, dynamic=True, options={"freezing": True})
+            self._image = torch.compile(encode_image, dynamic=True, options={"freezing": True})
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         assert self._image is not None, "prepare() first"
@@ -144,21 +124,14 @@ class Backend:
 
 
 def _eager(device: str, precision: str) -> Backend:
-    if precision == AUTO:
-        precision = "float16" if device.startswith("cuda") else "float32"
-    if precision not in _DTYPES:
-        raise ValueError(f"precision must be auto, float32, float16 or bfloat16, not {precision!r}")
-    return Backend(EAGER, _DTYPES[precision])
+    return Backend(EAGER, DTYPES[resolve_precision(precision, device)])
 
 
 def _fixed_bf16(compiled: bool) -> Callable[[str, str], Backend]:
     def build(device: str, precision: str) -> Backend:
-        if precision not in (AUTO, "bfloat16"):
-            runtime = BF16_COMPILE if compiled else BF16
-            raise ValueError(
-                f"runtime {runtime!r} runs bfloat16; precision {precision!r} conflicts"
-            )
-        return Backend(BF16_COMPILE if compiled else BF16, torch.bfloat16, compiled=compiled)
+        runtime = BF16_COMPILE if compiled else BF16
+        check_bf16_runtime(runtime, device, precision)
+        return Backend(runtime, torch.bfloat16, compiled=compiled)
 
     return build
 
@@ -167,12 +140,12 @@ RUNTIMES: dict[str, RuntimeSpec] = {
     spec.name: spec
     for spec in (
         RuntimeSpec(EAGER, "reference: float32 on CPU, float16 on CUDA", _eager),
-        RuntimeSpec(BF16, "bfloat16 weights, eager", _fixed_bf16(False), _bf16_unavailable),
+        RuntimeSpec(BF16, "bfloat16 weights, eager", _fixed_bf16(False), bf16_unavailable),
         RuntimeSpec(
             BF16_COMPILE,
             "bfloat16 weights, torch.compile with freezing (minutes to compile)",
             _fixed_bf16(True),
-            _bf16_unavailable,
+            bf16_unavailable,
         ),
     )
 }
@@ -192,9 +165,7 @@ def choose_runtime(device: str, precision: str = AUTO) -> str:
     start-up cost; compiling is opt-in: no faster there, 40-100 s to start),
     float32 eager on other CPUs, float16 eager on CUDA.
     """
-    if precision != AUTO or device.startswith("cuda"):
-        return EAGER
-    return BF16 if BF16 in offered_runtimes(device) else EAGER
+    return BF16 if auto_picks_bf16(device, precision) else EAGER
 
 
 def create_backend(runtime: str, device: str, precision: str = AUTO) -> Backend:

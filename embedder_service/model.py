@@ -24,7 +24,8 @@ from embedder_service.backends import AUTO, Backend, create_backend
 from embedder_service.model_spec import resolve
 from imgsearch.errors import InvalidInput
 from imgsearch.images import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb
-from imgsearch.inference import InferenceModel, resolve_device
+from imgsearch.inference import InferenceModel
+from imgsearch.precision import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from embedder_service.model import ClipEmbedder
+from imgsearch.serving.batching import DynamicBatcher
 from imgsearch.serving.decoding import decode_all
 from imgsearch.serving.metrics import ServiceMetrics
 from imgsearch.serving.model_runtime import BatchedModelRuntime
@@ -54,10 +56,10 @@ class EmbedderRuntime(BatchedModelRuntime):
         super().__init__(
             model, limits, metrics or ServiceMetrics.create("embedder"), decode_workers
         )
-        self._images = self._batcher(
+        self._images: DynamicBatcher[torch.Tensor, np.ndarray] = self._batcher(
             lambda items, _key: list(model.encode_image_batch(items)), "image", "image"
         )
-        self._texts = self._batcher(
+        self._texts: DynamicBatcher[torch.Tensor, np.ndarray] = self._batcher(
             lambda items, _key: list(model.encode_text_batch(items)), "text", "text"
         )
 

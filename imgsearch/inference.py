@@ -45,23 +45,3 @@ class InferenceModel(ABC):
     @abstractmethod
     def describe(self) -> str:
         """One line naming the model, for logs."""
-
-
-def resolve_device(device: str) -> str:
-    """'auto' → 'cuda' when a GPU is visible, else 'cpu'."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return device
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """'auto' → float16 on CUDA, float32 on CPU (float16 matmul is slow on CPUs)."""
-    if precision == "auto":
-        return "float16" if device.startswith("cuda") else "float32"
-    if precision not in ("float32", "float16", "bfloat16"):
-        raise ValueError(f"precision must be auto, float32, float16 or bfloat16, not {precision!r}")
-    return precision

@@ -24,7 +24,7 @@ HELD_OUT_SEED = 900_001  # training uses seeds 1 (CLIP) and 2 (BLIP)
 class OfflineClip:
     """open_clip model, eval transform and tokenizer of the committed tiny CLIP."""
 
-    model: torch.nn.Module
+    model: Any  # open_clip.CLIP: open_clip ships no type information
     preprocess: Callable[[Image.Image], torch.Tensor]
     tokenizer: Callable[[Sequence[str]], torch.Tensor]
 

@@ -35,14 +35,13 @@ async def _evaluate(
     from search_gateway.assemble import build_core
     from search_gateway.core import SearchQuery
     from search_gateway.ingest import IngestItem
-    from search_gateway.settings import GatewaySettings
+    from search_gateway.settings import CaptionerLink, EmbedderLink, GatewaySettings
 
     settings = GatewaySettings(
         data_dir=str(data_dir),
         collection="eval",
-        model=OFFLINE_MODEL_NAME,
-        pretrained="",
-        caption_model=OFFLINE_MODEL_NAME,
+        embedder=EmbedderLink(model=OFFLINE_MODEL_NAME, pretrained=""),
+        captioner=CaptionerLink(model=OFFLINE_MODEL_NAME),
         caption_mode="inline",
     )
     core = await build_core(settings)

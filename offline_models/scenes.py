@@ -11,7 +11,7 @@ import datetime as _dt
 import json
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,7 @@ class Scene:
         }
 
 
-def describe(obj: dict[str, str] | SceneObject, attrs: Sequence[str] = ATTRIBUTES) -> str:
+def describe(obj: Mapping[str, str] | SceneObject, attrs: Sequence[str] = ATTRIBUTES) -> str:
     """Noun phrase for an object naming only ``attrs`` (colour and shape always)."""
     d = obj.to_dict() if isinstance(obj, SceneObject) else obj
     words = ["a"]
@@ -247,7 +247,7 @@ def sample_mentions(objects: Sequence[SceneObject], rng: random.Random) -> list[
     return [{k: getattr(o, k) for k in at} for o, at in zip(chosen, attrs, strict=True)]
 
 
-def mentions_text(mentions: Sequence[Mention], rng: random.Random | None = None) -> str:
+def mentions_text(mentions: Sequence[Mapping[str, str]], rng: random.Random | None = None) -> str:
     """Render mentions as a caption, optionally with a query-style prefix."""
     text = join_phrases([describe(m, tuple(m)) for m in mentions])
     if rng is not None and rng.random() < 0.1:

@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 
@@ -132,17 +133,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         from transformers import BlipForConditionalGeneration
 
         model = BlipForConditionalGeneration.from_pretrained(str(args.init))
-        if model.config.text_config.vocab_size != len(tokenizer):
+        vocab_size = cast(Any, model.config.text_config).vocab_size
+        if vocab_size != len(tokenizer):
             raise SystemExit(
-                f"--init {args.init} has vocab {model.config.text_config.vocab_size}, "
+                f"--init {args.init} has vocab {vocab_size}, "
                 f"the generator's tokenizer has {len(tokenizer)}"
             )
     else:
         model = build_model(len(tokenizer), args.hidden, args.vision_layers, args.text_layers)
     n_params = sum(q.numel() for q in model.parameters())
     print(f"BLIP: {n_params / 1e6:.2f}M params", flush=True)
-    bos = model.config.text_config.bos_token_id
-    pad = model.config.text_config.pad_token_id
+    text_config: Any = model.config.text_config  # a BlipTextConfig; typed as a union
+    bos = text_config.bos_token_id
+    pad = text_config.pad_token_id
 
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
     model.train()

@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -125,10 +126,11 @@ class AttributeHeads(torch.nn.Module):
             targets[rows, o[rows, 3], :] = o[rows, :3] + 1
         logits = self.proj(emb * 10).view(n, self.n_pos, sum(self.sizes))
         parts = torch.split(logits, self.sizes, dim=-1)
-        return sum(
+        total = sum(
             F.cross_entropy(part.reshape(-1, part.shape[-1]), targets[:, :, a].reshape(-1))
             for a, part in enumerate(parts)
-        ) / len(parts)
+        )
+        return cast(torch.Tensor, total) / len(parts)
 
 
 def lr_at(progress: float, step: int, base_lr: float, warmup: int) -> float:

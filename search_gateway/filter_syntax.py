@@ -43,7 +43,9 @@ _RADIUS_UNITS = {"": 1.0, "m": 1.0, "km": 1000.0}
 _INT64 = 2**63
 _RANGE_OPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
 Target = Literal["must", "must_not"]
-_Leaf = TypeVar("_Leaf", d.Match, d.MatchAny, d.Range, d.DatetimeRange, d.GeoRadius, d.TextMatch)
+_Leaf = TypeVar(
+    "_Leaf", bound=d.Match | d.MatchAny | d.Range | d.DatetimeRange | d.GeoRadius | d.TextMatch
+)
 
 
 class FilterSyntaxError(d.InvalidFilter):

@@ -338,8 +338,9 @@ class IngestPipeline:
         self, works: list[_Work], caption: asyncio.Future[Any] | None
     ) -> None:
         if caption is None:
-            failure: ImgsearchError | None = ImgsearchError("no captioner configured")
-            failure.status_name = "FAILED_PRECONDITION"
+            missing = ImgsearchError("no captioner configured")
+            missing.status_name = "FAILED_PRECONDITION"
+            failure: ImgsearchError | None = missing
         else:
             failure = None
             try:

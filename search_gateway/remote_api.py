@@ -102,7 +102,9 @@ class RemoteGateway:
             raise RemoteError(err) from err
 
     async def search(self, q: SearchQuery, timeout: float | None = None) -> list[Hit]:
-        req = gateway_pb2.SearchRequest(k=q.k, offset=q.offset, mode=_MODES.get(q.mode, 0))
+        req = gateway_pb2.SearchRequest(
+            k=q.k, offset=q.offset, mode=_MODES.get(q.mode, gateway_pb2.SEARCH_MODE_UNSPECIFIED)
+        )
         if q.text is not None:
             req.text = q.text
         elif q.image is not None:

@@ -24,13 +24,13 @@ from embedder_service.backends import (
     EAGER,
     RUNTIME_CHOICES,
     choose_runtime,
-    cpu_has_native_bf16,
     create_backend,
     offered_runtimes,
 )
 from embedder_service.model import ClipEmbedder
 from embedder_service.server import start_embedder_server
 from embedder_service.settings import EmbedderSettings
+from imgsearch.precision import cpu_has_native_bf16
 from tests.conftest import encode_image, pattern
 from tests.tiny_models import SMALL_CLIP_CONFIG, build_tiny_clip
 
@@ -213,7 +213,10 @@ def _photo_like_jpeg(seed: int, width: int = 1600, height: int = 1200) -> bytes:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     base = np.stack(
-        [127 + 100 * np.sin(x / (41 + seed) + c) * np.cos(y / (29 + 2 * seed) - c) for c in (0, 1.3, 2.6)],
+        [
+            127 + 100 * np.sin(x / (41 + seed) + c) * np.cos(y / (29 + 2 * seed) - c)
+            for c in (0, 1.3, 2.6)
+        ],
         axis=-1,
     )
     noise = rng.normal(0, 10, (height // 8, width // 8, 3)).repeat(8, 0).repeat(8, 1)

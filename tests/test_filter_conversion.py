@@ -8,7 +8,7 @@ import pytest
 from qdrant_client import models
 
 from search_gateway import domain as d
-from search_gateway.filters import combine, to_qdrant_filter
+from search_gateway.store.qdrant_filters import combine, to_qdrant_filter
 
 UTC = timezone.utc
 

@@ -1,33 +1,23 @@
-"""Domain filters to Qdrant Edge filters: small pure functions, no shard.
+"""Domain filters to Qdrant Edge filters: no shard.
 
-Edge's filter model has the same shape as qdrant-client's (must / should /
-must_not, field conditions, has-id), but its own Python classes, so
-search_gateway/filters.py cannot be reused as is; this mirrors it clause for
-clause.
+Edge's filter model has the same shape as qdrant-client's but its own Python
+classes; the walk and the request shape live in store/filter_translation.py,
+this is only the Edge dialect of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import qdrant_edge as qe
 
 from search_gateway import domain as d
+from search_gateway.store.filter_translation import FilterTranslation
 
-
-def to_edge_filter(f: d.Filter) -> qe.Filter:
-    """Validates f (InvalidFilter) and converts it, nested filters included."""
-    f.validate()
-    return _convert_filter(f)
-
-
-def _convert_filter(f: d.Filter) -> qe.Filter:
-    return qe.Filter(
-        must=[to_edge_condition(c) for c in f.must] or None,
-        should=[to_edge_condition(c) for c in f.should] or None,
-        must_not=[to_edge_condition(c) for c in f.must_not] or None,
-    )
+if TYPE_CHECKING:  # the stub's union of every Edge condition class (not in the module)
+    EdgeCondition = qe.ConditionType
 
 
 def match_value(value: str | int | bool) -> qe.MatchValue:
@@ -38,46 +28,65 @@ def match_value(value: str | int | bool) -> qe.MatchValue:
     a real boolean.
     """
     if isinstance(value, bool):
-        return qe.MatchValue(np.bool_(value))
+        return qe.MatchValue(np.bool_(value))  # type: ignore[arg-type]  # the stub lists bool only
     return qe.MatchValue(value)
 
 
-def to_edge_condition(c: d.Condition) -> qe.Filter | qe.FieldCondition:
-    """One domain condition as an Edge field condition (or nested filter)."""
-    if isinstance(c, d.Filter):
-        return _convert_filter(c)
-    if isinstance(c, d.Match):
-        return qe.FieldCondition(c.key, match=match_value(c.value))
-    if isinstance(c, d.MatchAny):
-        return qe.FieldCondition(c.key, match=qe.MatchAny(list(c.values)))
-    if isinstance(c, d.Range):
-        return qe.FieldCondition(c.key, range=qe.RangeFloat(gt=c.gt, gte=c.gte, lt=c.lt, lte=c.lte))
-    if isinstance(c, d.DatetimeRange):
-        bounds = {
-            name: d.rfc3339(bound)
-            for name in ("gt", "gte", "lt", "lte")
-            if (bound := getattr(c, name)) is not None
-        }
-        return qe.FieldCondition(c.key, range=qe.RangeDateTime(**bounds))
-    if isinstance(c, d.GeoRadius):
+class EdgeDialect:
+    """qdrant-edge-py's filter classes, one constructor per domain clause."""
+
+    def filter(
+        self,
+        must: list[EdgeCondition] | None,
+        should: list[EdgeCondition] | None,
+        must_not: list[EdgeCondition] | None,
+    ) -> qe.Filter:
+        return qe.Filter(must=must, should=should, must_not=must_not)
+
+    def match(self, key: str, value: str | int | bool) -> EdgeCondition:
+        return qe.FieldCondition(key, match=match_value(value))
+
+    def match_any(self, key: str, values: list[str] | list[int]) -> EdgeCondition:
+        return qe.FieldCondition(key, match=qe.MatchAny(values))
+
+    def range(
+        self,
+        key: str,
+        gt: float | None,
+        gte: float | None,
+        lt: float | None,
+        lte: float | None,
+    ) -> EdgeCondition:
+        return qe.FieldCondition(key, range=qe.RangeFloat(gt=gt, gte=gte, lt=lt, lte=lte))
+
+    def datetime_range(self, key: str, bounds: dict[str, str]) -> EdgeCondition:
+        return qe.FieldCondition(key, range=qe.RangeDateTime(**bounds))
+
+    def geo_radius(self, key: str, lat: float, lon: float, radius_m: float) -> EdgeCondition:
         return qe.FieldCondition(
-            c.key, geo_radius=qe.GeoRadius(qe.GeoPoint(lon=c.lon, lat=c.lat), float(c.radius_m))
+            key, geo_radius=qe.GeoRadius(qe.GeoPoint(lon=lon, lat=lat), float(radius_m))
         )
-    if isinstance(c, d.TextMatch):
-        return qe.FieldCondition(c.key, match=qe.MatchText(c.text))
-    raise d.InvalidFilter(f"not a condition: {type(c).__name__}")
+
+    def text(self, key: str, text: str) -> EdgeCondition:
+        return qe.FieldCondition(key, match=qe.MatchText(text))
+
+    def has_id(self, ids: Sequence[str]) -> EdgeCondition:
+        return qe.HasIdCondition(set(ids))
+
+
+EDGE_FILTERS: FilterTranslation[qe.Filter, EdgeCondition] = FilterTranslation(EdgeDialect())
+
+
+def to_edge_filter(f: d.Filter) -> qe.Filter:
+    """Validates f (InvalidFilter) and converts it, nested filters included."""
+    return EDGE_FILTERS.filter(f)
+
+
+def to_edge_condition(c: d.Condition) -> EdgeCondition:
+    """One domain condition as an Edge field condition (or nested filter)."""
+    return EDGE_FILTERS.condition(c)
 
 
 def combine(f: d.Filter | None, exclude_ids: Sequence[str] = ()) -> qe.Filter | None:
-    """The Edge filter of a request: the user's filter, minus excluded ids.
-
-    Same shape as filters.combine: the user's filter is nested as one `must`
-    clause so its own should/must_not keep their meaning.
-    """
-    user = to_edge_filter(f) if f is not None and not f.is_empty else None
-    if not exclude_ids:
-        return user
-    return qe.Filter(
-        must=[user] if user is not None else None,
-        must_not=[qe.HasIdCondition(set(exclude_ids))],
-    )
+    """The Edge filter of a request: the user's filter, minus excluded ids."""
+    return EDGE_FILTERS.combine(f, exclude_ids)

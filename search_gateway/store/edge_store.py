@@ -1,101 +1,80 @@
 """VectorStore over Qdrant Edge: the Qdrant engine in-process, on disk.
 
-Same semantics and domain errors as QdrantStore; what differs is kept here:
-* Edge has no collection metadata, so the model record is a small JSON file
-  next to the shard (written atomically: temp file + rename);
+The rules live in store/policy.py (same semantics and domain errors as
+QdrantStore); this adapter only speaks qdrant-edge-py, and keeps what differs:
+* Edge has no collection metadata: the model record is a JSON file next to
+  the shard (store/edge_files.py);
 * Edge has no background optimizer: new points land in a plain (exact-scan)
   segment until optimize() builds the HNSW graph; the store calls it once
   enough points have arrived (EdgeTuning.optimize_after_points);
 * qdrant-edge-py 0.9 holds the GIL while optimize() runs, so the whole
-  process pauses for that call (seconds at 10k new points, minutes at 1M).
+  process pauses for that call (seconds at 10k new points, minutes at 1M);
+* Edge orders equal scores differently for different limits, so the policy
+  cuts pages from one stable ranking (PolicyStore._page).
 
 Layout of one collection: <data_dir>/<collection>/{shard/, imgsearch.json, .lock}.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import qdrant_edge as qe
 
 from search_gateway import domain as d
-from search_gateway.caption_terms import document_terms, query_terms
-from search_gateway.store import qdrant_schema as schema
-from search_gateway.store.base import ScrollPage, canonical_id, checked_vector, unique_ids
-from search_gateway.store.edge_filters import combine
+from search_gateway.caption_terms import SparseTerms
+from search_gateway.store import edge_files
+from search_gateway.store.base import canonical_id
+from search_gateway.store.edge_files import MODEL_RECORD, FolderLock
+from search_gateway.store.edge_filters import EDGE_FILTERS
+from search_gateway.store.edge_schema import (
+    EdgeTuning,
+    index_params,
+    shard_config,
+    shard_dense_size,
+    sparse,
+)
+from search_gateway.store.policy import (
+    PointWrite,
+    PolicyStore,
+    Unrecorded,
+    named_vectors,
+    stored_point,
+)
 
-try:  # POSIX: one process per data folder, as qdrant-client local mode enforces
-    import fcntl
-except ImportError:  # pragma: no cover - Windows relies on Edge's own WAL lock
-    fcntl = None  # type: ignore[assignment]
+__all__ = ["MODEL_RECORD", "RRF_K", "EdgeStore", "EdgeTuning"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Page size for id scans (delete by filter).
-_ID_PAGE = 1024
 # Qdrant's default RRF constant (qdrant-client local mode and the server use 2).
 RRF_K = 2
-MODEL_RECORD = "imgsearch.json"
-# Extra hits fetched past a page so ties at its end are ordered consistently.
-_TIE_MARGIN = 16
 _COLLECTION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 
 
-@dataclass(frozen=True)
-class EdgeTuning:
-    """HNSW and optimizer knobs of an Edge shard (defaults meet the 1M-point target)."""
-
-    hnsw_m: int = 16
-    hnsw_ef_construct: int = 100  # Qdrant's default
-    # Segments under this size (KB of vectors) are scanned exactly instead of
-    # searched through HNSW; Qdrant's default.
-    full_scan_threshold_kb: int = 10_000
-    # ef at query time: recall@10 >= 0.95 on clustered CLIP-like vectors at 1M.
-    hnsw_ef: int = 128
-    # optimize() runs once max(optimize_after_points, optimize_growth * points
-    # already indexed) points were written since the last run: rebuilds stay
-    # rare as the shard grows. Until then new points are searched exactly (a
-    # plain scan, ~1 ms per 10k points).
-    optimize_after_points: int = 20_000
-    optimize_growth: float = 0.2
-    # Upper bound of one segment (KB); bounds what one optimize() rebuilds.
-    max_segment_size_kb: int | None = None
-    # Writes flush segments at most this often (Qdrant server's default), so
-    # the WAL is truncated instead of growing and replaying at every start.
-    flush_interval_s: float = 5.0
-
-
-class EdgeStore:
+class EdgeStore(PolicyStore[qe.Filter]):
     """One imgsearch collection as a Qdrant Edge shard in a folder of its own."""
 
+    _ties_follow_limit = True
+
     def __init__(self, folder: Path, collection: str, tuning: EdgeTuning | None = None) -> None:
+        super().__init__(collection, "embedded", EDGE_FILTERS, threading.RLock())
         self._folder = Path(folder)
-        self._collection = collection
         self._tuning = tuning or EdgeTuning()
-        self._lock = threading.RLock()
         self._shard: qe.EdgeShard | None = None
-        self._spec: d.CollectionSpec | None = None
-        self._lock_file: Any = None
-        self._closed = False
         self._unoptimized = 0
         self._optimize_threshold = self._tuning.optimize_after_points
         self._flushed_at = time.monotonic()
         self._folder.mkdir(parents=True, exist_ok=True)
-        self._take_folder_lock()
+        self._folder_lock = FolderLock(self._folder)
 
     @classmethod
     def open_dir(
@@ -109,205 +88,11 @@ class EdgeStore:
             )
         return cls(Path(data_dir) / collection, collection, tuning)
 
-    # --- properties ---------------------------------------------------------
-
-    @property
-    def collection(self) -> str:
-        return self._collection
-
-    @property
-    def location(self) -> str:
-        return "embedded"
-
-    @property
-    def spec(self) -> d.CollectionSpec:
-        """The spec recorded with the collection (after open())."""
-        if self._spec is None:
-            raise RuntimeError("store not opened: call open(spec) first")
-        return self._spec
-
     @property
     def shard_path(self) -> Path:
         return self._folder / "shard"
 
-    # --- collection ---------------------------------------------------------
-
-    def open(self, spec: d.CollectionSpec) -> d.CollectionSpec:
-        with self._lock:
-            self._check_not_closed()
-            stored = self._read_record()
-            if self._shard_exists():
-                if stored is None:
-                    stored = self._adopt_unrecorded(spec)
-                if stored != spec:
-                    raise d.ModelMismatch(self._collection, stored, spec)
-                # Passing the config applies changed tuning; Edge checks the vectors fit.
-                self._shard = self._edge(
-                    lambda: qe.EdgeShard.load(str(self.shard_path), self._config(spec))
-                )
-            else:
-                if stored is not None and stored != spec:
-                    raise d.ModelMismatch(self._collection, stored, spec)
-                log.info("creating Edge shard %s for %s", self.shard_path, spec.describe())
-                self._shard = self._edge(
-                    lambda: qe.EdgeShard.create(str(self.shard_path), self._config(spec))
-                )
-                self._write_record(spec)
-            self._ensure_indexes()
-            info = self._shard.info()
-            self._unoptimized = max(0, info.points_count - info.indexed_vectors_count)
-            self._update_optimize_threshold(self._shard)
-            self._spec = spec
-            return spec
-
-    def _config(self, spec: d.CollectionSpec) -> qe.EdgeConfig:
-        t = self._tuning
-        return qe.EdgeConfig(
-            vectors={
-                d.DENSE_VECTOR: qe.EdgeVectorParams(
-                    size=spec.dimension, distance=qe.Distance.Cosine
-                )
-            },
-            # Qdrant's IDF modifier turns the caption terms' dot product into BM25.
-            sparse_vectors={d.CAPTION_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-            hnsw_config=qe.HnswIndexConfig(
-                m=t.hnsw_m,
-                ef_construct=t.hnsw_ef_construct,
-                full_scan_threshold=t.full_scan_threshold_kb,
-            ),
-            optimizers=qe.EdgeOptimizersConfig(max_segment_size=t.max_segment_size_kb)
-            if t.max_segment_size_kb
-            else None,
-        )
-
-    def _adopt_unrecorded(self, spec: d.CollectionSpec) -> d.CollectionSpec:
-        """Spec of a shard without our record (a crash between create and record).
-
-        Adopted only when empty and of spec's dimension; anything else is refused.
-        """
-        size = _shard_dense_size(self.shard_path)
-        shard = self._edge(lambda: qe.EdgeShard.load(str(self.shard_path)))
-        try:
-            empty = shard.info().points_count == 0
-        finally:
-            shard.close()
-        if size == spec.dimension and empty:
-            self._write_record(spec)
-            return spec
-        return d.CollectionSpec("unknown (no imgsearch model record)", "?", max(size or 1, 1))
-
-    def _ensure_indexes(self) -> None:
-        shard = self._shard
-        assert shard is not None
-        existing = shard.info().payload_schema
-        for field, kind in d.PAYLOAD_INDEXES.items():
-            if field not in existing:
-                shard.update(qe.UpdateOperation.create_field_index(field, _index_params(kind)))
-
-    # --- reads --------------------------------------------------------------
-
-    def get(self, ids: Sequence[str], with_vectors: bool = False) -> list[d.StoredPoint]:
-        wanted = unique_ids(ids)
-        if not wanted:
-            return []
-        with self._lock:
-            records = self._require_shard().retrieve(
-                wanted, True, [d.DENSE_VECTOR] if with_vectors else False
-            )
-        by_id = {p.id: p for p in map(_stored_point, records)}
-        return [by_id[i] for i in wanted if i in by_id]
-
-    def count(self, filter: d.Filter | None = None) -> int:
-        flt = self._filter(filter)
-        with self._lock:
-            return int(self._require_shard().count(qe.CountRequest(exact=True, filter=flt)))
-
-    def scroll(
-        self, filter: d.Filter | None = None, limit: int = 256, offset: str | None = None
-    ) -> ScrollPage:
-        flt = self._filter(filter)
-        start = d.normalize_point_id(offset) if offset is not None else None
-        with self._lock:
-            records, next_offset = self._require_shard().scroll(
-                qe.ScrollRequest(
-                    offset=start, limit=limit, filter=flt, with_payload=True, with_vector=False
-                )
-            )
-        return ScrollPage(
-            points=[_stored_point(r) for r in records],
-            next_offset=None if next_offset is None else canonical_id(next_offset),
-        )
-
-    # --- writes -------------------------------------------------------------
-
-    def upsert(self, points: Sequence[d.StoredPoint]) -> None:
-        edge_points = [self._edge_point(p) for p in points]
-        if not edge_points:
-            return
-        with self._lock:
-            self._require_shard().update(qe.UpdateOperation.upsert_points(edge_points))
-            self._unoptimized += len(edge_points)
-            if self._unoptimized >= self._optimize_threshold:
-                self.optimize()
-            elif time.monotonic() - self._flushed_at >= self._tuning.flush_interval_s:
-                self.flush()
-
-    def set_payload(self, point_id: str, fields: dict[str, Any]) -> None:
-        with self._lock:
-            pid = self._existing_id(point_id)
-            shard = self._require_shard()
-            if d.CAPTION in fields:
-                # Terms first, as QdrantStore: if the payload write then fails,
-                # caption_pending is still set and the caption job redoes both.
-                caption = fields[d.CAPTION]
-                terms = document_terms(caption) if isinstance(caption, str) else None
-                if terms:
-                    vectors = {d.CAPTION_VECTOR: _sparse(terms)}
-                    shard.update(qe.UpdateOperation.update_vectors([qe.PointVectors(pid, vectors)]))
-                else:
-                    shard.update(qe.UpdateOperation.delete_vectors([pid], [d.CAPTION_VECTOR]))
-            shard.update(qe.UpdateOperation.set_payload([pid], dict(fields)))
-
-    def set_caption(self, point_id: str, caption: str, model: str) -> None:
-        self.set_payload(point_id, d.caption_fields(caption, model))
-
-    def delete_ids(self, ids: Sequence[str]) -> int:
-        wanted = unique_ids(ids)
-        if not wanted:
-            return 0
-        with self._lock:
-            shard = self._require_shard()
-            existing = [canonical_id(r.id) for r in shard.retrieve(wanted, False, False)]
-            if existing:
-                shard.update(qe.UpdateOperation.delete_points(existing))
-            return len(existing)
-
-    def delete_filter(self, filter: d.Filter) -> int:
-        if filter.is_empty:
-            raise d.InvalidFilter("an empty filter would delete every point; refusing")
-        flt = self._filter(filter)
-        with self._lock:
-            shard = self._require_shard()
-            # Ids first, then exactly those: the count returned is what was deleted.
-            ids: list[str] = []
-            offset: str | None = None
-            while True:
-                records, next_offset = shard.scroll(
-                    qe.ScrollRequest(
-                        offset=offset,
-                        limit=_ID_PAGE,
-                        filter=flt,
-                        with_payload=False,
-                        with_vector=False,
-                    )
-                )
-                ids.extend(canonical_id(r.id) for r in records)
-                if next_offset is None:
-                    break
-                offset = canonical_id(next_offset)
-            for start in range(0, len(ids), _ID_PAGE):
-                shard.update(qe.UpdateOperation.delete_points(ids[start : start + _ID_PAGE]))
-            return len(ids)
+    # --- Edge's own maintenance ---------------------------------------------
 
     def optimize(self) -> None:
         """Builds HNSW graphs and merges segments now (blocks, GIL included)."""
@@ -319,88 +104,159 @@ class EdgeStore:
             self._unoptimized = 0
             self._update_optimize_threshold(shard)
 
-    def _update_optimize_threshold(self, shard: qe.EdgeShard) -> None:
-        t = self._tuning
-        indexed = shard.info().points_count - self._unoptimized
-        self._optimize_threshold = max(t.optimize_after_points, int(t.optimize_growth * indexed))
-
     def flush(self) -> None:
         """Writes pending segment changes to disk (the WAL already holds them)."""
         with self._lock:
             self._require_shard().flush()
             self._flushed_at = time.monotonic()
 
-    def close(self) -> None:
+    def _update_optimize_threshold(self, shard: qe.EdgeShard) -> None:
+        t = self._tuning
+        indexed = shard.info().points_count - self._unoptimized
+        self._optimize_threshold = max(t.optimize_after_points, int(t.optimize_growth * indexed))
+
+    # --- collection ---------------------------------------------------------
+
+    def _engine_exists(self) -> bool:
+        return (self.shard_path / "segments").is_dir()
+
+    def _engine_create(self, spec: d.CollectionSpec) -> None:
+        stored = edge_files.read_record(self._folder)
+        if stored is not None and stored != spec:  # a record left without its shard
+            raise d.ModelMismatch(self._collection, stored, spec)
+        log.info("creating Edge shard %s for %s", self.shard_path, spec.describe())
+        config = shard_config(spec, self._tuning)
+        self._shard = self._edge(lambda: qe.EdgeShard.create(str(self.shard_path), config))
+        edge_files.write_record(self._folder, spec)
+
+    def _engine_record(self) -> d.CollectionSpec | None:
+        return edge_files.read_record(self._folder)
+
+    def _engine_unrecorded(self) -> Unrecorded:
+        size = shard_dense_size(self.shard_path)
+        shard = self._edge(lambda: qe.EdgeShard.load(str(self.shard_path)))
+        try:
+            empty = shard.info().points_count == 0
+        finally:
+            shard.close()
+        return Unrecorded(size, empty)
+
+    def _engine_write_record(self, spec: d.CollectionSpec) -> None:
+        edge_files.write_record(self._folder, spec)
+
+    def _engine_attach(self, spec: d.CollectionSpec) -> None:
+        if self._shard is None:
+            # Passing the config applies changed tuning; Edge checks the vectors fit.
+            config = shard_config(spec, self._tuning)
+            self._shard = self._edge(lambda: qe.EdgeShard.load(str(self.shard_path), config))
+        info = self._shard.info()
+        self._unoptimized = max(0, info.points_count - info.indexed_vectors_count)
+        self._update_optimize_threshold(self._shard)
+
+    def _engine_indexed_fields(self) -> Collection[str]:
+        assert self._shard is not None
+        return set(self._shard.info().payload_schema)
+
+    def _engine_create_index(self, field: str, kind: d.IndexKind) -> None:
+        assert self._shard is not None
+        self._shard.update(qe.UpdateOperation.create_field_index(field, index_params(kind)))
+
+    def _engine_close(self) -> None:
+        try:
+            if self._shard is not None:
+                self._shard.flush()
+                self._shard.close()
+                self._shard = None
+        finally:
+            self._folder_lock.release()
+
+    # --- reads --------------------------------------------------------------
+
+    def _engine_retrieve(
+        self, ids: list[str], *, with_payload: bool, with_vectors: bool
+    ) -> list[d.StoredPoint]:
+        wanted: list[int | uuid.UUID | str] = list(ids)
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            try:
-                if self._shard is not None:
-                    self._shard.flush()
-                    self._shard.close()
-                    self._shard = None
-            finally:
-                self._release_folder_lock()
+            records = self._require_shard().retrieve(
+                wanted, with_payload, [d.DENSE_VECTOR] if with_vectors else False
+            )
+        return [stored_point(r.id, r.payload, r.vector) for r in records]
+
+    def _engine_count(self, flt: qe.Filter | None) -> int:
+        with self._lock:
+            return int(self._require_shard().count(qe.CountRequest(exact=True, filter=flt)))
+
+    def _engine_scroll(
+        self, flt: qe.Filter | None, limit: int, offset: str | None, *, with_payload: bool
+    ) -> tuple[list[d.StoredPoint], str | None]:
+        request = qe.ScrollRequest(
+            offset=offset, limit=limit, filter=flt, with_payload=with_payload, with_vector=False
+        )
+        with self._lock:
+            records, next_offset = self._require_shard().scroll(request)
+        points = [stored_point(r.id, r.payload, r.vector) for r in records]
+        return points, None if next_offset is None else canonical_id(next_offset)
+
+    # --- writes -------------------------------------------------------------
+
+    def _engine_upsert(self, points: list[PointWrite]) -> None:
+        edge_points = [qe.Point(p.id, named_vectors(p, sparse), p.payload) for p in points]
+        with self._lock:
+            self._require_shard().update(qe.UpdateOperation.upsert_points(edge_points))
+            self._unoptimized += len(edge_points)
+            if self._unoptimized >= self._optimize_threshold:
+                self.optimize()
+            elif time.monotonic() - self._flushed_at >= self._tuning.flush_interval_s:
+                self.flush()
+
+    def _engine_set_terms(self, point_id: str, terms: SparseTerms | None) -> None:
+        if terms is not None:
+            vectors = [qe.PointVectors(point_id, {d.CAPTION_VECTOR: sparse(terms)})]
+            self._update(qe.UpdateOperation.update_vectors(vectors))
+        else:
+            self._update(qe.UpdateOperation.delete_vectors([point_id], [d.CAPTION_VECTOR]))
+
+    def _engine_set_payload(self, point_id: str, fields: dict[str, Any]) -> None:
+        self._update(qe.UpdateOperation.set_payload([point_id], fields))
+
+    def _engine_delete(self, ids: list[str]) -> None:
+        wanted: list[int | uuid.UUID | str] = list(ids)
+        self._update(qe.UpdateOperation.delete_points(wanted))
 
     # --- searches -----------------------------------------------------------
 
-    def search(
+    def _engine_nearest(
         self,
-        vector: np.ndarray,
-        k: int,
-        offset: int = 0,
-        score_threshold: float | None = None,
-        filter: d.Filter | None = None,
-        exclude_ids: Sequence[str] = (),
+        dense: list[float],
+        flt: qe.Filter | None,
+        limit: int,
+        offset: int,
+        score_threshold: float | None,
     ) -> list[d.ScoredPoint]:
-        query = qe.Query.Nearest(self._check_vector(vector).tolist(), using=d.DENSE_VECTOR)
-        flt = self._filter(filter, exclude_ids)
         return self._query(
-            k,
+            limit,
             offset,
-            query=query,
+            query=qe.Query.Nearest(dense, using=d.DENSE_VECTOR),
             filter=flt,
             score_threshold=score_threshold,
-            with_payload=True,
             params=self._search_params(),
         )
 
-    def search_caption(
-        self,
-        text: str,
-        k: int,
-        offset: int = 0,
-        filter: d.Filter | None = None,
-        exclude_ids: Sequence[str] = (),
+    def _engine_caption_nearest(
+        self, terms: SparseTerms, flt: qe.Filter | None, limit: int, offset: int
     ) -> list[d.ScoredPoint]:
-        self._require_open()
-        terms = query_terms(text)
-        if not terms:
-            return []  # no word can match any caption
-        flt = self._filter(filter, exclude_ids)
-        return self._query(
-            k,
-            offset,
-            query=qe.Query.Nearest(_sparse(terms), using=d.CAPTION_VECTOR),
-            filter=flt,
-            with_payload=True,
-        )
+        query = qe.Query.Nearest(sparse(terms), using=d.CAPTION_VECTOR)
+        return self._query(limit, offset, query=query, filter=flt)
 
-    def search_hybrid(
+    def _engine_fused(
         self,
-        vector: np.ndarray,
-        text: str,
-        k: int,
-        offset: int = 0,
-        filter: d.Filter | None = None,
-        exclude_ids: Sequence[str] = (),
+        dense: list[float],
+        terms: SparseTerms | None,
+        depth: int,
+        flt: qe.Filter | None,
+        limit: int,
+        offset: int,
     ) -> list[d.ScoredPoint]:
-        dense = self._check_vector(vector).tolist()
-        flt = self._filter(filter, exclude_ids)
-        # As QdrantStore: prefetch a few pages so items ranked moderately in
-        # both lists still surface in the fusion.
-        depth = min(1000, max(50, 3 * (k + offset)))
         prefetches = [
             qe.Prefetch(
                 limit=depth,
@@ -409,131 +265,36 @@ class EdgeStore:
                 params=self._search_params(),
             )
         ]
-        terms = query_terms(text)
-        if terms:
-            prefetches.append(
-                qe.Prefetch(
-                    limit=depth,
-                    query=qe.Query.Nearest(_sparse(terms), using=d.CAPTION_VECTOR),
-                    filter=flt,
-                )
-            )
+        if terms is not None:
+            caption = qe.Query.Nearest(sparse(terms), using=d.CAPTION_VECTOR)
+            prefetches.append(qe.Prefetch(limit=depth, query=caption, filter=flt))
         return self._query(
-            k,
-            offset,
-            query=qe.Fusion.Rrf(k=RRF_K),
-            prefetches=prefetches,
-            filter=flt,
-            with_payload=True,
+            limit, offset, query=qe.Fusion.Rrf(k=RRF_K), prefetches=prefetches, filter=flt
         )
 
     # --- helpers ------------------------------------------------------------
 
-    def _query(self, k: int, offset: int, **request: Any) -> list[d.ScoredPoint]:
-        """Runs a query and cuts the page [offset, offset + k) from a stable ranking.
-
-        Edge orders equal scores (common among BM25 and RRF scores) differently
-        for different limits, so pages would overlap. Asking for a margin past
-        the page and sorting by (score, id) makes pages consistent, unless more
-        than the margin tie at the page's end.
-        """
-        margin = max(_TIE_MARGIN, k)
+    def _query(self, limit: int, offset: int, **request: Any) -> list[d.ScoredPoint]:
         with self._lock:
             hits = self._require_shard().query(
-                qe.QueryRequest(limit=offset + k + margin, offset=0, **request)
+                qe.QueryRequest(limit=limit, offset=offset, with_payload=True, **request)
             )
-        points = [
+        return [
             d.ScoredPoint(id=canonical_id(h.id), score=float(h.score), payload=h.payload or {})
             for h in hits
         ]
-        points.sort(key=lambda p: (-p.score, p.id))
-        return points[offset : offset + k]
+
+    def _update(self, operation: qe.UpdateOperation) -> None:
+        with self._lock:
+            self._require_shard().update(operation)
 
     def _search_params(self) -> qe.SearchParams:
         return qe.SearchParams(hnsw_ef=self._tuning.hnsw_ef)
 
-    def _filter(self, filter: d.Filter | None, exclude_ids: Sequence[str] = ()) -> qe.Filter | None:
-        self._require_open()
-        return combine(filter, unique_ids(exclude_ids))
-
-    def _require_open(self) -> d.CollectionSpec:
-        return self.spec
-
     def _require_shard(self) -> qe.EdgeShard:
-        self._check_not_closed()
         self._require_open()
         assert self._shard is not None
         return self._shard
-
-    def _check_not_closed(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"store of collection {self._collection!r} is closed")
-
-    def _check_vector(self, vector: np.ndarray | None) -> np.ndarray:
-        return checked_vector(vector, self._require_open(), self._collection)
-
-    def _edge_point(self, point: d.StoredPoint) -> qe.Point:
-        vectors: dict[str, Any] = {d.DENSE_VECTOR: self._check_vector(point.vector).tolist()}
-        caption = point.payload.get(d.CAPTION)
-        if isinstance(caption, str) and (terms := document_terms(caption)):
-            vectors[d.CAPTION_VECTOR] = _sparse(terms)
-        return qe.Point(d.normalize_point_id(point.id), vectors, dict(point.payload))
-
-    def _existing_id(self, point_id: str) -> str:
-        pid = d.normalize_point_id(point_id)
-        if not self._require_shard().retrieve([pid], False, False):
-            raise d.PointNotFound(f"no point with id {pid}")
-        return pid
-
-    def _shard_exists(self) -> bool:
-        return (self.shard_path / "segments").is_dir()
-
-    def _read_record(self) -> d.CollectionSpec | None:
-        path = self._folder / MODEL_RECORD
-        try:
-            return schema.spec_from_metadata(json.loads(path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            log.warning("unreadable model record %s: %s", path, exc)
-            return None
-
-    def _write_record(self, spec: d.CollectionSpec) -> None:
-        """Writes the model record atomically: a temp file, fsynced, renamed over."""
-        text = json.dumps(schema.spec_to_metadata(spec), indent=2, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=".imgsearch-", suffix=".json", dir=self._folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self._folder / MODEL_RECORD)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
-    def _take_folder_lock(self) -> None:
-        if fcntl is None:
-            return
-        f = open(self._folder / ".lock", "a+b")  # noqa: SIM115 - held until close()
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            f.close()
-            raise d.StoreUnavailable(self._in_use_message()) from exc
-        self._lock_file = f
-
-    def _release_folder_lock(self) -> None:
-        if self._lock_file is not None:
-            self._lock_file.close()  # closing releases the flock
-            self._lock_file = None
-
-    def _in_use_message(self) -> str:
-        return (
-            f"the Qdrant Edge data folder {self._folder} is in use by another process; "
-            "stop it, or use a Qdrant server (QDRANT_URL) for concurrent access"
-        )
 
     def _edge(self, fn: Callable[[], T]) -> T:
         """Runs a shard open/create, mapping "locked by another process" to StoreUnavailable."""
@@ -541,45 +302,5 @@ class EdgeStore:
             return fn()
         except Exception as exc:
             if "WouldBlock" in str(exc):  # Edge's own WAL lock (no flock on this OS)
-                raise d.StoreUnavailable(self._in_use_message()) from exc
+                raise d.StoreUnavailable(edge_files.in_use_message(self._folder)) from exc
             raise
-
-
-def _index_params(kind: d.IndexKind) -> qe.PayloadSchemaType | Any:
-    """Edge payload index for a domain index kind (as qdrant_schema.payload_index_schema)."""
-    if kind is d.IndexKind.KEYWORD:
-        return qe.PayloadSchemaType.Keyword
-    if kind is d.IndexKind.TENANT_KEYWORD:
-        return qe.KeywordIndexParams(is_tenant=True)
-    if kind is d.IndexKind.INTEGER:
-        return qe.IntegerIndexParams(lookup=True, range=True)
-    if kind is d.IndexKind.BOOL:
-        return qe.PayloadSchemaType.Bool
-    if kind is d.IndexKind.DATETIME:
-        return qe.PayloadSchemaType.Datetime
-    if kind is d.IndexKind.GEO:
-        return qe.PayloadSchemaType.Geo
-    if kind is d.IndexKind.TEXT:
-        # The word tokenizer, lowercased: the same tokens as caption_terms.
-        return qe.TextIndexParams(tokenizer=qe.TokenizerType.Word, lowercase=True)
-    raise ValueError(f"no Edge index for {kind}")
-
-
-def _shard_dense_size(shard_path: Path) -> int | None:
-    """Dimension of the dense vector from the shard's edge_config.json, if readable."""
-    try:
-        config = json.loads((shard_path / "edge_config.json").read_text(encoding="utf-8"))
-        return int(config["vectors"][d.DENSE_VECTOR]["size"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _sparse(terms: Any) -> qe.SparseVector:
-    return qe.SparseVector(list(terms.indices), list(terms.values))
-
-
-def _stored_point(record: qe.Record) -> d.StoredPoint:
-    vector = None
-    if isinstance(record.vector, dict) and d.DENSE_VECTOR in record.vector:
-        vector = np.asarray(record.vector[d.DENSE_VECTOR], dtype=np.float32)
-    return d.StoredPoint(id=canonical_id(record.id), payload=record.payload or {}, vector=vector)

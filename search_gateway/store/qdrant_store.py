@@ -1,5 +1,6 @@
 """VectorStore over qdrant-client: embedded on disk (local mode) or a Qdrant server.
 
+The rules live in store/policy.py; this adapter only speaks qdrant-client.
 Both modes run the same calls; the differences are kept here:
 * local mode locks its folder for one process and is not thread-safe, so calls
   are serialised with a lock (gRPC handlers run in a thread pool);
@@ -8,35 +9,37 @@ Both modes run the same calls; the differences are kept here:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from search_gateway import domain as d
-from search_gateway.caption_terms import document_terms, query_terms
-from search_gateway.filters import combine
+from search_gateway.caption_terms import SparseTerms
 from search_gateway.store import qdrant_schema as schema
-from search_gateway.store.base import ScrollPage, canonical_id, checked_vector, unique_ids
+from search_gateway.store.base import canonical_id
+from search_gateway.store.policy import (
+    PointWrite,
+    PolicyStore,
+    Unrecorded,
+    named_vectors,
+    stored_point,
+)
 from search_gateway.store.qdrant_errors import unavailable_reason
+from search_gateway.store.qdrant_filters import QDRANT_FILTERS
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Page size for id scans (delete by filter).
-_ID_PAGE = 1024
 
-
-class QdrantStore:
+class QdrantStore(PolicyStore[models.Filter]):
     """One imgsearch collection in Qdrant, through qdrant-client."""
 
     def __init__(
@@ -49,16 +52,12 @@ class QdrantStore:
         retries: int = 0,
         retry_backoff_s: float = 0.2,
     ) -> None:
-        self._client = client
-        self._collection = collection
-        self._location = location
-        self._lock: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if serialize else contextlib.nullcontext()
+        super().__init__(
+            collection, location, QDRANT_FILTERS, threading.RLock() if serialize else None
         )
+        self._client = client
         self._retries = retries
         self._retry_backoff_s = retry_backoff_s
-        self._spec: d.CollectionSpec | None = None
-        self._closed = False
 
     @classmethod
     def embedded(cls, data_dir: Path, collection: str) -> QdrantStore:
@@ -74,12 +73,6 @@ class QdrantStore:
                 "stop it, or use a Qdrant server (QDRANT_URL) for concurrent access"
             ) from exc
         return cls(client, collection, "embedded", serialize=True)
-
-    @classmethod
-    def in_memory(cls, collection: str) -> QdrantStore:
-        """Qdrant local mode in memory: nothing persists (benchmarks, experiments)."""
-        client = QdrantClient(location=":memory:", force_disable_check_same_thread=True)
-        return cls(client, collection, "memory", serialize=True)
 
     @classmethod
     def server(
@@ -103,41 +96,12 @@ class QdrantStore:
         )
         return cls(client, collection, url, serialize=False, retries=retries)
 
-    # --- properties ---------------------------------------------------------
-
-    @property
-    def collection(self) -> str:
-        return self._collection
-
-    @property
-    def location(self) -> str:
-        return self._location
-
-    @property
-    def spec(self) -> d.CollectionSpec:
-        """The spec recorded with the collection (after open())."""
-        if self._spec is None:
-            raise RuntimeError("store not opened: call open(spec) first")
-        return self._spec
-
     # --- collection ---------------------------------------------------------
 
-    def open(self, spec: d.CollectionSpec) -> d.CollectionSpec:
-        if not self._call(lambda: self._client.collection_exists(self._collection)):
-            self._create(spec)
-        info = self._call(lambda: self._client.get_collection(self._collection))
-        stored = schema.spec_from_metadata(info.config.metadata)
-        if stored is None:
-            stored = self._adopt_unrecorded(info, spec)
-        if stored != spec:
-            raise d.ModelMismatch(self._collection, stored, spec)
-        self._ensure_indexes(info.payload_schema or {})
-        if self.location == "embedded":
-            _tune_local_persistence(self._client, self._collection)
-        self._spec = stored
-        return stored
+    def _engine_exists(self) -> bool:
+        return self._call(lambda: self._client.collection_exists(self._collection))
 
-    def _create(self, spec: d.CollectionSpec) -> None:
+    def _engine_create(self, spec: d.CollectionSpec) -> None:
         log.info("creating collection %s for %s", self._collection, spec.describe())
         try:
             self._call(
@@ -153,240 +117,185 @@ class QdrantStore:
             if exc.status_code != 409:
                 raise
 
-    def _adopt_unrecorded(
-        self, info: models.CollectionInfo, spec: d.CollectionSpec
-    ) -> d.CollectionSpec:
-        """Spec of a collection without our record: adopted only when empty and fitting.
+    def _info(self) -> models.CollectionInfo:
+        return self._call(lambda: self._client.get_collection(self._collection))
 
-        That happens when a server ignored the metadata (Qdrant < 1.16) or
-        someone created the collection by hand; anything else is refused.
-        """
-        vectors = info.config.params.vectors
+    def _engine_record(self) -> d.CollectionSpec | None:
+        return schema.spec_from_metadata(self._info().config.metadata)
+
+    def _engine_unrecorded(self) -> Unrecorded:
+        vectors = self._info().config.params.vectors
         dense = vectors.get(d.DENSE_VECTOR) if isinstance(vectors, dict) else None
-        size = dense.size if dense is not None else 0
-        empty = self._call(lambda: self._client.count(self._collection, exact=True)).count == 0
-        if size == spec.dimension and empty:
-            self._call(
-                lambda: self._client.update_collection(
-                    self._collection, metadata=schema.spec_to_metadata(spec)
-                )
-            )
-            return spec
-        return d.CollectionSpec("unknown (no imgsearch model record)", "?", max(size, 1))
+        count = self._call(lambda: self._client.count(self._collection, exact=True)).count
+        return Unrecorded(dense.size if dense is not None else None, count == 0)
 
-    def _ensure_indexes(self, existing: dict[str, Any]) -> None:
+    def _engine_write_record(self, spec: d.CollectionSpec) -> None:
+        self._call(
+            lambda: self._client.update_collection(
+                self._collection, metadata=schema.spec_to_metadata(spec)
+            )
+        )
+
+    def _engine_attach(self, spec: d.CollectionSpec) -> None:
+        if self.location == "embedded":
+            _tune_local_persistence(self._client, self._collection)
+
+    def _engine_indexed_fields(self) -> Collection[str]:
+        return set(self._info().payload_schema or {})
+
+    def _engine_create_index(self, field: str, kind: d.IndexKind) -> None:
         with warnings.catch_warnings():
             # Local mode warns that it builds no payload indexes; that is expected
             # (filters still work by scanning) and the server does build them.
             warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-            for field, kind in d.PAYLOAD_INDEXES.items():
-                if field in existing:
-                    continue
-                self._call(
-                    lambda f=field, k=kind: self._client.create_payload_index(
-                        self._collection, f, field_schema=schema.payload_index_schema(k), wait=True
-                    )
+            self._call(
+                lambda: self._client.create_payload_index(
+                    self._collection,
+                    field,
+                    field_schema=schema.payload_index_schema(kind),
+                    wait=True,
                 )
+            )
+
+    def _engine_close(self) -> None:
+        self._client.close()
 
     # --- reads --------------------------------------------------------------
 
-    def get(self, ids: Sequence[str], with_vectors: bool = False) -> list[d.StoredPoint]:
-        wanted = unique_ids(ids)
-        if not wanted:
-            return []
+    def _engine_retrieve(
+        self, ids: list[str], *, with_payload: bool, with_vectors: bool
+    ) -> list[d.StoredPoint]:
         records = self._call(
             lambda: self._client.retrieve(
                 self._collection,
-                wanted,
-                with_payload=True,
+                ids,
+                with_payload=with_payload,
                 with_vectors=[d.DENSE_VECTOR] if with_vectors else False,
             )
         )
-        by_id = {p.id: p for p in map(self._stored_point, records)}
-        return [by_id[i] for i in wanted if i in by_id]
+        return [stored_point(r.id, r.payload, r.vector) for r in records]
 
-    def count(self, filter: d.Filter | None = None) -> int:
-        self._require_open()
-        qfilter = combine(filter)
+    def _engine_count(self, flt: models.Filter | None) -> int:
         result = self._call(
-            lambda: self._client.count(self._collection, count_filter=qfilter, exact=True)
+            lambda: self._client.count(self._collection, count_filter=flt, exact=True)
         )
         return int(result.count)
 
-    def scroll(
-        self, filter: d.Filter | None = None, limit: int = 256, offset: str | None = None
-    ) -> ScrollPage:
-        self._require_open()
-        qfilter = combine(filter)
-        start = d.normalize_point_id(offset) if offset is not None else None
+    def _engine_scroll(
+        self, flt: models.Filter | None, limit: int, offset: str | None, *, with_payload: bool
+    ) -> tuple[list[d.StoredPoint], str | None]:
         records, next_offset = self._call(
             lambda: self._client.scroll(
                 self._collection,
-                scroll_filter=qfilter,
+                scroll_filter=flt,
                 limit=limit,
-                offset=start,
-                with_payload=True,
+                offset=offset,
+                with_payload=with_payload,
                 with_vectors=False,
             )
         )
-        return ScrollPage(
-            points=[self._stored_point(r) for r in records],
-            next_offset=None if next_offset is None else canonical_id(next_offset),
-        )
+        points = [stored_point(r.id, r.payload, r.vector) for r in records]
+        return points, None if next_offset is None else canonical_id(next_offset)
 
     # --- writes -------------------------------------------------------------
 
-    def upsert(self, points: Sequence[d.StoredPoint]) -> None:
-        structs = [self._point_struct(p) for p in points]
-        if structs:
-            self._call(lambda: self._client.upsert(self._collection, structs, wait=True))
+    def _engine_upsert(self, points: list[PointWrite]) -> None:
+        structs = [
+            models.PointStruct(id=p.id, vector=named_vectors(p, _sparse), payload=p.payload)
+            for p in points
+        ]
+        self._call(lambda: self._client.upsert(self._collection, structs, wait=True))
 
-    def set_payload(self, point_id: str, fields: dict[str, Any]) -> None:
-        pid = self._existing_id(point_id)
-        if d.CAPTION in fields:
-            # Terms first: if the payload write then fails, caption_pending is still
-            # set and the caption job redoes both.
-            self._write_caption_terms(pid, fields[d.CAPTION])
+    def _engine_set_terms(self, point_id: str, terms: SparseTerms | None) -> None:
+        if terms is not None:
+            vector: dict[str, Any] = {d.CAPTION_VECTOR: _sparse(terms)}
+            self._call(
+                lambda: self._client.update_vectors(
+                    self._collection, [models.PointVectors(id=point_id, vector=vector)], wait=True
+                )
+            )
+        else:
+            self._call(
+                lambda: self._client.delete_vectors(
+                    self._collection, [d.CAPTION_VECTOR], points=[point_id], wait=True
+                )
+            )
+
+    def _engine_set_payload(self, point_id: str, fields: dict[str, Any]) -> None:
         self._call(
-            lambda: self._client.set_payload(
-                self._collection, dict(fields), points=[pid], wait=True
-            )
+            lambda: self._client.set_payload(self._collection, fields, points=[point_id], wait=True)
         )
 
-    def set_caption(self, point_id: str, caption: str, model: str) -> None:
-        self.set_payload(point_id, d.caption_fields(caption, model))
-
-    def delete_ids(self, ids: Sequence[str]) -> int:
-        wanted = unique_ids(ids)
-        if not wanted:
-            return 0
-        self._require_open()
-        existing = self._call(
-            lambda: self._client.retrieve(
-                self._collection, wanted, with_payload=False, with_vectors=False
-            )
+    def _engine_delete(self, ids: list[str]) -> None:
+        selector = models.PointIdsList(points=list(ids))
+        self._call(
+            lambda: self._client.delete(self._collection, points_selector=selector, wait=True)
         )
-        found = [canonical_id(r.id) for r in existing]
-        self._delete(found)
-        return len(found)
-
-    def delete_filter(self, filter: d.Filter) -> int:
-        if filter.is_empty:
-            raise d.InvalidFilter("an empty filter would delete every point; refusing")
-        self._require_open()
-        # Ids first, then delete exactly those: the count returned is what was deleted,
-        # even while other writers add matching points.
-        ids: list[str] = []
-        offset: str | None = None
-        while True:
-            page, offset = self._scroll_ids(filter, offset)
-            ids.extend(page)
-            if offset is None:
-                break
-        for start in range(0, len(ids), _ID_PAGE):
-            self._delete(ids[start : start + _ID_PAGE])
-        return len(ids)
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            with self._lock:
-                self._client.close()
 
     # --- searches -----------------------------------------------------------
 
-    def search(
+    def _engine_nearest(
         self,
-        vector: np.ndarray,
-        k: int,
-        offset: int = 0,
-        score_threshold: float | None = None,
-        filter: d.Filter | None = None,
-        exclude_ids: Sequence[str] = (),
+        dense: list[float],
+        flt: models.Filter | None,
+        limit: int,
+        offset: int,
+        score_threshold: float | None,
     ) -> list[d.ScoredPoint]:
-        query = self._check_vector(vector).tolist()
-        qfilter = combine(filter, unique_ids(exclude_ids))
-        response = self._call(
-            lambda: self._client.query_points(
-                self._collection,
-                query=query,
-                using=d.DENSE_VECTOR,
-                limit=k,
-                offset=offset,
-                score_threshold=score_threshold,
-                query_filter=qfilter,
-                with_payload=True,
-            )
+        return self._query(
+            query=dense,
+            using=d.DENSE_VECTOR,
+            limit=limit,
+            offset=offset,
+            score_threshold=score_threshold,
+            query_filter=flt,
         )
-        return [_scored(p) for p in response.points]
 
-    def search_caption(
-        self,
-        text: str,
-        k: int,
-        offset: int = 0,
-        filter: d.Filter | None = None,
-        exclude_ids: Sequence[str] = (),
+    def _engine_caption_nearest(
+        self, terms: SparseTerms, flt: models.Filter | None, limit: int, offset: int
     ) -> list[d.ScoredPoint]:
-        self._require_open()
-        terms = query_terms(text)
-        if not terms:
-            return []  # no word can match any caption
-        qfilter = combine(filter, unique_ids(exclude_ids))
-        response = self._call(
-            lambda: self._client.query_points(
-                self._collection,
-                query=models.SparseVector(indices=list(terms.indices), values=list(terms.values)),
-                using=d.CAPTION_VECTOR,
-                limit=k,
-                offset=offset,
-                query_filter=qfilter,
-                with_payload=True,
-            )
+        return self._query(
+            query=_sparse(terms),
+            using=d.CAPTION_VECTOR,
+            limit=limit,
+            offset=offset,
+            query_filter=flt,
         )
-        return [_scored(p) for p in response.points]
 
-    def search_hybrid(
+    def _engine_fused(
         self,
-        vector: np.ndarray,
-        text: str,
-        k: int,
-        offset: int = 0,
-        filter: d.Filter | None = None,
-        exclude_ids: Sequence[str] = (),
+        dense: list[float],
+        terms: SparseTerms | None,
+        depth: int,
+        flt: models.Filter | None,
+        limit: int,
+        offset: int,
     ) -> list[d.ScoredPoint]:
-        dense = self._check_vector(vector).tolist()
-        qfilter = combine(filter, unique_ids(exclude_ids))
-        # RRF can only rank what the prefetches return: fetch a few times the page
-        # so items ranked moderately in both lists still surface.
-        depth = min(1000, max(50, 3 * (k + offset)))
-        prefetch = [models.Prefetch(query=dense, using=d.DENSE_VECTOR, filter=qfilter, limit=depth)]
-        terms = query_terms(text)
-        if terms:
+        prefetch = [models.Prefetch(query=dense, using=d.DENSE_VECTOR, filter=flt, limit=depth)]
+        if terms is not None:
             prefetch.append(
                 models.Prefetch(
-                    query=models.SparseVector(
-                        indices=list(terms.indices), values=list(terms.values)
-                    ),
-                    using=d.CAPTION_VECTOR,
-                    filter=qfilter,
-                    limit=depth,
+                    query=_sparse(terms), using=d.CAPTION_VECTOR, filter=flt, limit=depth
                 )
             )
-        response = self._call(
-            lambda: self._client.query_points(
-                self._collection,
-                prefetch=prefetch,
-                query=models.FusionQuery(fusion=models.Fusion.RRF),
-                limit=k,
-                offset=offset,
-                query_filter=qfilter,
-                with_payload=True,
-            )
+        return self._query(
+            prefetch=prefetch,
+            query=models.FusionQuery(fusion=models.Fusion.RRF),
+            limit=limit,
+            offset=offset,
+            query_filter=flt,
         )
-        return [_scored(p) for p in response.points]
 
     # --- helpers ------------------------------------------------------------
+
+    def _query(self, **request: Any) -> list[d.ScoredPoint]:
+        response = self._call(
+            lambda: self._client.query_points(self._collection, with_payload=True, **request)
+        )
+        return [
+            d.ScoredPoint(id=canonical_id(p.id), score=float(p.score), payload=p.payload or {})
+            for p in response.points
+        ]
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Runs one client call: serialised in local mode, retried when unreachable."""
@@ -408,83 +317,9 @@ class QdrantStore:
                 time.sleep(delay)
                 attempt += 1
 
-    def _require_open(self) -> d.CollectionSpec:
-        return self.spec
 
-    def _check_vector(self, vector: np.ndarray | None) -> np.ndarray:
-        return checked_vector(vector, self._require_open(), self._collection)
-
-    def _point_struct(self, point: d.StoredPoint) -> models.PointStruct:
-        vectors: dict[str, Any] = {d.DENSE_VECTOR: self._check_vector(point.vector).tolist()}
-        caption = point.payload.get(d.CAPTION)
-        if isinstance(caption, str) and (terms := document_terms(caption)):
-            vectors[d.CAPTION_VECTOR] = models.SparseVector(
-                indices=list(terms.indices), values=list(terms.values)
-            )
-        return models.PointStruct(
-            id=d.normalize_point_id(point.id), vector=vectors, payload=dict(point.payload)
-        )
-
-    def _write_caption_terms(self, pid: str, caption: Any) -> None:
-        terms = document_terms(caption) if isinstance(caption, str) else None
-        if terms:
-            sparse = models.SparseVector(indices=list(terms.indices), values=list(terms.values))
-            self._call(
-                lambda: self._client.update_vectors(
-                    self._collection,
-                    [models.PointVectors(id=pid, vector={d.CAPTION_VECTOR: sparse})],
-                    wait=True,
-                )
-            )
-        else:
-            self._call(
-                lambda: self._client.delete_vectors(
-                    self._collection, [d.CAPTION_VECTOR], points=[pid], wait=True
-                )
-            )
-
-    def _existing_id(self, point_id: str) -> str:
-        pid = d.normalize_point_id(point_id)
-        if not self.get([pid]):
-            raise d.PointNotFound(f"no point with id {pid}")
-        return pid
-
-    def _delete(self, ids: list[str]) -> None:
-        if ids:
-            self._call(
-                lambda: self._client.delete(
-                    self._collection, points_selector=models.PointIdsList(points=ids), wait=True
-                )
-            )
-
-    def _scroll_ids(self, filter: d.Filter, offset: str | None) -> tuple[list[str], str | None]:
-        qfilter = combine(filter)
-        records, next_offset = self._call(
-            lambda: self._client.scroll(
-                self._collection,
-                scroll_filter=qfilter,
-                limit=_ID_PAGE,
-                offset=offset,
-                with_payload=False,
-                with_vectors=False,
-            )
-        )
-        ids = [canonical_id(r.id) for r in records]
-        return ids, None if next_offset is None else canonical_id(next_offset)
-
-    def _stored_point(self, record: models.Record) -> d.StoredPoint:
-        vector = None
-        if isinstance(record.vector, dict) and d.DENSE_VECTOR in record.vector:
-            vector = np.asarray(record.vector[d.DENSE_VECTOR], dtype=np.float32)
-        return d.StoredPoint(
-            id=canonical_id(record.id), payload=record.payload or {}, vector=vector
-        )
-
-
-def _scored(point: models.ScoredPoint) -> d.ScoredPoint:
-    return d.ScoredPoint(
-        id=canonical_id(point.id), score=float(point.score), payload=point.payload or {}
-    )
+def _sparse(terms: SparseTerms) -> models.SparseVector:
+    return models.SparseVector(indices=list(terms.indices), values=list(terms.values))
 
 
 def _tune_local_persistence(client: QdrantClient, collection: str) -> None:
@@ -500,7 +335,7 @@ def _tune_local_persistence(client: QdrantClient, collection: str) -> None:
     """
     try:
         local = client._client  # QdrantLocal
-        conn = local.collections[collection].storage.storage  # sqlite3.Connection
+        conn = local.collections[collection].storage.storage  # type: ignore[attr-defined]
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
     except Exception as exc:
