@@ -29,11 +29,12 @@ from typing import Any
 import grpc
 from aiohttp import web
 
+from imgsearch.errors import NotFound
 from imgsearch.serving.auth import ApiKeys, set_tenant
 from imgsearch.serving.interceptor import status_of
 from imgsearch.v1 import gateway_pb2
 from search_gateway.servicer import GatewayServicer
-from search_gateway.web.api import JsonApi, fetch_point
+from search_gateway.web.api import JsonApi, call_of, fetch_point
 from search_gateway.web.media import MediaFiles, media_type_of
 from search_gateway.web.status import code_for_http, error_response
 
@@ -103,7 +104,22 @@ class MediaHandlers:
         self.media = media
 
     async def thumbnail(self, request: web.Request) -> web.Response:
-        point = await fetch_point(self.servicer, request.match_info["id"], request)
+        point_id = request.match_info["id"]
+        # The GetThumbnail RPC where the gateway has it (the thumbnail store,
+        # the gRPC tenancy rule); points stored without one fall through to
+        # a thumbnail rendered from the original under the read roots.
+        rpc = getattr(self.servicer, "GetThumbnail", None)
+        message = getattr(gateway_pb2, "GetThumbnailRequest", None)
+        if rpc is not None and message is not None:
+            try:
+                reply = await rpc(message(id=point_id), call_of(request))
+            except NotFound:
+                pass
+            else:
+                return web.Response(
+                    body=reply.data, content_type=reply.media_type, headers=_private_cache()
+                )
+        point = await fetch_point(self.servicer, point_id, request)
         data, media_type = await self.media.thumbnail(point.id, point.uri)
         return web.Response(body=data, content_type=media_type, headers=_private_cache())
 

@@ -5,6 +5,7 @@
 
 const $ = (sel) => document.querySelector(sel);
 const PAGE = 24;
+const RERANK_CANDIDATES = 96; // re-ranked pages come from this many best hits
 const KEY_STORE = "imgsearch.key";
 
 const state = {
@@ -182,13 +183,24 @@ function request() {
   else body.pointId = q.pointId;
   const filter = buildFilter();
   if (filter) body.filter = filter;
-  if (state.caps.rerank && $("#rerank").checked && supports("rerank")) body.rerank = true;
-  if (state.pageToken && supports("pageToken")) body.pageToken = state.pageToken;
-  else body.offset = state.offset;
+  if (rerankOn() && q.text !== undefined) body.rerank = { enabled: true, candidates: RERANK_CANDIDATES };
   const view = $("#view").value;
-  if (view === "time" && supports("orderBy")) body.orderBy = "timestamp";
-  if (view === "grouped" && supports("groupBy")) body.groupBy = "camera_id";
+  if (view.startsWith("time-") && supports("order")) {
+    body.order = view === "time-asc" ? "SEARCH_ORDER_TIME_ASC" : "SEARCH_ORDER_TIME_DESC";
+  } else if (view.startsWith("group-") && supports("group")) {
+    body.group = { by: view.slice("group-".length) };
+    body.mode = "SEARCH_MODE_VECTOR"; // events are grouped from vector hits
+  } else if (supports("pageToken") && !body.rerank) {
+    body.order = "SEARCH_ORDER_RELEVANCE"; // asks for a cursor instead of offsets
+  }
+  // A cursor continues the very same request; offsets are for older gateways.
+  if (state.pageToken) body.pageToken = state.pageToken;
+  else if (state.offset) body.offset = state.offset;
   return body;
+}
+
+function rerankOn() {
+  return Boolean(state.caps.rerank && supports("rerank") && $("#rerank").checked);
 }
 
 async function search(query) {
@@ -225,13 +237,14 @@ async function more() {
     if (seq !== state.seq) return;
     const hits = answer.hits || [];
     const groups = answer.groups || [];
-    if (groups.length) renderGroups(groups); else renderHits(hits);
-    const got = groups.length || hits.length;
+    if (groups.length) renderGroups(hits, groups); else renderHits(hits);
     state.offset += PAGE;
     state.pageToken = answer.nextPageToken || "";
-    state.done = supports("pageToken") && "nextPageToken" in answer ? !state.pageToken : got < PAGE;
-    state.shown += got;
-    $("#status").textContent = describe(answer);
+    // With a cursor the server says when it is done; with offsets, a short page does.
+    state.done = body.order || body.group || body.pageToken ? !state.pageToken : hits.length < PAGE;
+    if (body.rerank) state.done = state.done || state.offset + PAGE > RERANK_CANDIDATES;
+    state.shown += hits.length;
+    $("#status").textContent = describe(answer, groups.length > 0);
     if (!state.shown) $("#status").textContent = "No images match." + (body.filter ? " Try fewer filters." : "");
   } catch (e) {
     if (seq !== state.seq) return;
@@ -246,10 +259,14 @@ async function more() {
   if (!state.done && nearBottom()) more();
 }
 
-function describe(answer) {
+function describe(answer, grouped) {
   const q = state.query;
   const what = q.text !== undefined ? `“${q.text}”` : q.image !== undefined ? "this image" : `more like ${q.label || "this"}`;
-  return `${state.shown} result${state.shown === 1 ? "" : "s"} for ${what}${state.done ? "" : " (scroll for more)"} · ${answer.model || ""}`;
+  const unit = grouped ? "event" : "result";
+  let line = `${state.shown} ${unit}${state.shown === 1 ? "" : "s"} for ${what}${state.done ? "" : " (scroll for more)"} · ${answer.model || ""}`;
+  if (answer.reranked) line += ` · re-ranked by ${answer.rerankModel}`;
+  if (answer.rerankNote) line += ` · ${answer.rerankNote}`;
+  return line;
 }
 
 function nearBottom() {
@@ -276,6 +293,10 @@ function card(hit, extra) {
   const score = document.createElement("span");
   score.className = "score";
   score.textContent = Number(hit.score).toFixed(3);
+  if (hit.rerankScore !== undefined && hit.rerankScore !== null) {
+    score.textContent += ` · match ${Number(hit.rerankScore).toFixed(2)}`;
+    score.title = "vector score · image-text match probability (re-rank)";
+  }
   const when = document.createElement("span");
   when.textContent = shortTime(hit.payload && plain(hit.payload.timestamp));
   meta.append(score, when);
@@ -309,24 +330,25 @@ function renderHits(hits) {
   $("#results").append(...hits.map((h) => card(h)));
 }
 
-// One card per group: its best hit, the group's size and time span.
-function renderGroups(groups) {
-  for (const g of groups) {
-    const hits = g.hits || [];
-    if (!hits.length) continue;
+// One card per group (event): its best hit, the group's size and time span.
+// hits[i] is the best hit of groups[i] (gateway.proto, SearchResponse.groups).
+function renderGroups(hits, groups) {
+  groups.forEach((g, i) => {
+    if (!hits[i]) return;
     const info = document.createElement("p");
     info.className = "group";
-    const times = hits.map((h) => h.payload && plain(h.payload.timestamp)).filter(Boolean).sort();
-    const span = times.length ? ` · ${shortTime(times[0])} – ${shortTime(times[times.length - 1])}` : "";
-    info.textContent = `${g.size || hits.length} image${(g.size || hits.length) == 1 ? "" : "s"} · ${plain(g.key) ?? g.key ?? ""}${span}`;
-    const el = card(hits[0], info);
+    const size = Number(g.size || (g.hitIds || []).length || 1);
+    const span = g.start ? ` · ${shortTime(g.start)}${g.end && g.end !== g.start ? " – " + shortTime(g.end) : ""}` : "";
+    info.textContent = `${size} image${size === 1 ? "" : "s"}${span}`;
+    const el = card(hits[i], info);
     el.classList.add("grouped");
+    el.dataset.groupSize = size;
     $("#results").append(el);
-  }
+  });
 }
 
 // ---- the detail view ----------------------------------------------------------------------
-const VIDEO_OFFSET_KEYS = ["offset_s", "video_offset_s", "frame_offset_s"];
+const VIDEO_OFFSET_KEYS = ["frame_offset_s"]; // set by the gateway on video frames
 
 async function openDetail(hit) {
   const dlg = $("#detail");
@@ -534,9 +556,10 @@ async function main() {
     return;
   }
   $("#rerank-wrap").hidden = !(state.caps.rerank && supports("rerank"));
-  $("#view-wrap").hidden = !(supports("orderBy") || supports("groupBy"));
+  $("#view-wrap").hidden = !(supports("order") || supports("group"));
   for (const opt of $("#view").options) {
-    opt.disabled = (opt.value === "time" && !supports("orderBy")) || (opt.value === "grouped" && !supports("groupBy"));
+    if (opt.value.startsWith("time-")) opt.hidden = opt.disabled = !supports("order");
+    if (opt.value.startsWith("group-")) opt.hidden = opt.disabled = !supports("group");
   }
   if (state.caps.authRequired && !state.key) { askKey(); return; }
   $("#signout").hidden = !state.caps.authRequired;
