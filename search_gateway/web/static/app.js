@@ -112,7 +112,8 @@ function markFilterError(err) {
   const m = /must\[(\d+)\]/.exec(err.message || "");
   const field = m && state.fieldOf[Number(m[1])];
   if (!field) return false;
-  fieldError(field, err.message.replace(/^must\[\d+\]\s*/, ""));
+  // "must[1] (geo radius on 'location'): latitude 95 outside ..." -> the reason.
+  fieldError(field, err.message.replace(/^must\[\d+\]\s*(\([^)]*\):\s*)?/, ""));
   return true;
 }
 
