@@ -358,3 +358,70 @@ def test_unavailable_embedder_is_said_plainly(
             assert "Traceback" not in json.dumps(status[1])
         finally:
             context.close()
+
+
+def _needs(*fields: str) -> None:
+    """Skips until the gateway's proto has these SearchRequest fields (the page
+    offers the views only then; see /v1/capabilities)."""
+    from imgsearch.v1 import gateway_pb2
+
+    have = {f.name for f in gateway_pb2.SearchRequest.DESCRIPTOR.fields}
+    if not set(fields) <= have:
+        pytest.skip(f"this tree's SearchRequest has no {', '.join(sorted(set(fields) - have))}")
+
+
+def _pages(world: WebWorld, tenant: str, request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every page of a search by cursor, as the gateway answers them."""
+    answers, token = [], ""
+    while True:
+        body = {**request, **({"pageToken": token} if token else {})}
+        reply = world.call("/v1/search", body, tenant=tenant)
+        assert reply.status == 200, reply.body
+        answers.append(reply.json())
+        token = answers[-1].get("nextPageToken", "")
+        if not token:
+            return answers
+
+
+def test_time_order_pages_by_cursor(page: Any, world: WebWorld) -> None:
+    _needs("order", "page_token")
+    sign_in(page, world, "alice")
+    page.select_option("#view", "time-asc")
+    search_text(page, QUERY)
+    request = {"text": QUERY, "k": PAGE, "mode": VECTOR, "order": "SEARCH_ORDER_TIME_ASC"}
+    answers = _pages(world, "alice", request)
+    expected = [h["id"] for a in answers for h in a["hits"]]
+    assert len(answers) >= 2  # the page must use the cursor to show them all
+    wait_for_cards(page, expected[:PAGE])
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    wait_for_cards(page, expected)
+    times = [world.records[i]["timestamp"] for i in expected]
+    assert times == sorted(times)
+
+
+def test_best_match_pages_by_cursor(page: Any, world: WebWorld) -> None:
+    _needs("order", "page_token")
+    sign_in(page, world, "alice")
+    search_text(page, QUERY)
+    request = {"text": QUERY, "k": PAGE, "mode": VECTOR, "order": "SEARCH_ORDER_RELEVANCE"}
+    answers = _pages(world, "alice", request)
+    expected = [h["id"] for a in answers for h in a["hits"]]
+    wait_for_cards(page, expected[:PAGE])
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    wait_for_cards(page, expected)
+    assert sorted(expected) == sorted(world.ids["alice"])
+
+
+def test_events_one_card_per_group(page: Any, world: WebWorld) -> None:
+    _needs("group")
+    sign_in(page, world, "alice")
+    page.select_option("#view", "group-camera")
+    search_text(page, QUERY)
+    request = {"text": QUERY, "k": PAGE, "mode": VECTOR, "group": {"by": "camera"}}
+    answer = _pages(world, "alice", request)[0]
+    expected = [h["id"] for h in answer["hits"]]
+    wait_for_cards(page, expected)
+    sizes = page.eval_on_selector_all("#results .card", "els => els.map(e => e.dataset.groupSize)")
+    assert sizes == [str(g["size"]) for g in answer["groups"]]
+    first = page.inner_text("#results .card .group")
+    assert first.startswith(f"{answer['groups'][0]['size']} image")
