@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -340,7 +342,8 @@ def test_unavailable_embedder_is_said_plainly(
         context = browser.new_context(bypass_csp=True)
         page = context.new_page()
         try:
-            page.goto(running.web.url)
+            url = running.web.url
+            page.goto(url)
             page.wait_for_function(
                 "document.querySelector('#stats').textContent.includes('images')"
             )
@@ -356,6 +359,16 @@ def test_unavailable_embedder_is_said_plainly(
             )
             assert status[0] == 503 and status[1]["status"] == "UNAVAILABLE"
             assert "Traceback" not in json.dumps(status[1])
+            # Keyless on loopback (as `imgsearch ui`): only localhost names are
+            # answered, so a rebound foreign DNS name reads nothing.
+            for host, expected in [("evil.example", 403), ("localhost", 200)]:
+                req = urllib.request.Request(url + "v1/capabilities", headers={"Host": host})
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        got = r.status
+                except urllib.error.HTTPError as e:
+                    got = e.code
+                assert got == expected, host
         finally:
             context.close()
 

@@ -98,6 +98,26 @@ def authentication(api_keys: ApiKeys | None) -> Callable[..., Awaitable[web.Stre
     return authenticate
 
 
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def loopback_hosts_only(enabled: bool) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Refuses requests whose Host is not a loopback name, when the server
+    listens on loopback without keys (`imgsearch ui`): a foreign site whose
+    DNS name is rebound to 127.0.0.1 would otherwise read the index as
+    same-origin."""
+
+    @web.middleware
+    async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if enabled:
+            name = request.url.host or ""  # from the Host header, port and brackets off
+            if name not in LOOPBACK_NAMES:
+                raise web.HTTPForbidden(text=f"this server answers only to localhost, not {name}")
+        return await handler(request)
+
+    return check_host
+
+
 class MediaHandlers:
     def __init__(self, servicer: GatewayServicer, media: MediaFiles) -> None:
         self.servicer = servicer
@@ -162,11 +182,16 @@ def create_app(
     rerank: bool = False,
     max_k: int = 1000,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    loopback_only: bool = False,
 ) -> web.Application:
     """The JSON API and the page over one servicer (the gRPC server's own)."""
     app = web.Application(
         client_max_size=max_body_bytes,
-        middlewares=[errors_as_status, authentication(api_keys)],
+        middlewares=[
+            errors_as_status,
+            loopback_hosts_only(loopback_only),
+            authentication(api_keys),
+        ],
     )
     api = JsonApi(servicer)
     pictures = MediaHandlers(servicer, media)

@@ -16,7 +16,7 @@ from imgsearch.serving.auth import ApiKeys
 from search_gateway.core import GatewayCore
 from search_gateway.servicer import GatewayServicer
 from search_gateway.settings import GatewaySettings
-from search_gateway.web.app import create_app
+from search_gateway.web.app import LOOPBACK_NAMES, create_app
 from search_gateway.web.media import MediaFiles, ThumbnailReader
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ async def start_web_server(
     """Serves the JSON API and the page over `core` on host:port (0: any free
     port). `read_roots` default to the settings' roots."""
     roots = list(read_roots) if read_roots is not None else settings.roots()
+    bind = host if host is not None else settings.host
     media = MediaFiles(thumbnails_for(settings, core), roots, settings.max_image_pixels)
     app = create_app(
         GatewayServicer(core),
@@ -71,10 +72,10 @@ async def start_web_server(
         rerank=getattr(core, "reranker", None) is not None,
         max_k=settings.max_k,
         max_body_bytes=settings.http_max_body_bytes,
+        loopback_only=api_keys is None and bind in LOOPBACK_NAMES,
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    bind = host if host is not None else settings.host
     site = web.TCPSite(runner, bind, port)
     await site.start()
     bound = int(runner.addresses[0][1])  # the real port when `port` was 0
