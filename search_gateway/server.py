@@ -75,7 +75,7 @@ async def start_gateway_server(
         from search_gateway.web.server import start_web_server
 
         server.web = await start_web_server(
-            core, settings, port=settings.http_port, api_keys=settings.api_keys()
+            core, settings, port=settings.http_port, api_keys=settings.api_keys(), metrics=metrics
         )
     if core.captions is not None:
         server.backfill = asyncio.get_running_loop().create_task(

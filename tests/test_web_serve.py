@@ -86,6 +86,11 @@ async def test_one_contract_two_transports(tmp_path: Path) -> None:
             await _call(f"{server.web.url}v1/stats", ALICE_KEY), gateway_pb2.StatsResponse()
         )
         assert http_stats == stats and stats.count == len(records)
+        # HTTP calls are counted beside the RPCs, by route and gRPC code.
+        sample = server.metrics.registry.get_sample_value
+        labels = {"method": "HTTP /v1/search", "code": "OK"}
+        assert sample("imgsearch_gateway_requests_total", labels) == 1
+        assert sample("imgsearch_gateway_requests_total", {"method": "Search", "code": "OK"}) == 1
     finally:
         await channel.close()
         await server.stop(1)

@@ -22,6 +22,7 @@ and /v1/capabilities (which holds no data) are open.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from aiohttp import web
 from imgsearch.errors import NotFound
 from imgsearch.serving.auth import ApiKeys, set_tenant
 from imgsearch.serving.interceptor import status_of
+from imgsearch.serving.metrics import ServiceMetrics
 from imgsearch.v1 import gateway_pb2
 from search_gateway.servicer import GatewayServicer
 from search_gateway.web.api import JsonApi, call_of, fetch_point
@@ -45,6 +47,7 @@ OPEN_PATHS = frozenset({"/v1/capabilities"})
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CODE_KEY = web.RequestKey("grpc_code", grpc.StatusCode)
 
 # The page loads nothing from elsewhere and runs no inline script, so a
 # caption that smuggles markup can do nothing even if it were inserted as HTML.
@@ -68,16 +71,40 @@ async def errors_as_status(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/v1/"):
             raise
-        return error_response(code_for_http(exc.status), exc.text or exc.reason, exc.status)
+        code = code_for_http(exc.status)
+        response = error_response(code, exc.text or exc.reason, exc.status)
     except Exception as exc:
         code, message = status_of(exc)
         if code == grpc.StatusCode.INTERNAL:
             log.error("%s %s failed", request.method, request.path, exc_info=exc)
         else:
             log.info("%s %s -> %s: %s", request.method, request.path, code.name, message)
-        return error_response(code, message)
+        response = error_response(code, message)
+    else:
+        code = grpc.StatusCode.OK
+    request[CODE_KEY] = code
     response.headers.update(_SECURITY_HEADERS)
     return response
+
+
+def counted(metrics: ServiceMetrics | None) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Requests and latency per route and gRPC code, in the gateway's own
+    metric families (method label "HTTP <route>"), beside its RPCs."""
+
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if metrics is None or not request.path.startswith("/v1/"):
+            return await handler(request)
+        started = time.perf_counter()
+        response = await handler(request)
+        resource = request.match_info.route.resource
+        method = f"HTTP {resource.canonical if resource is not None else 'unmatched'}"
+        code: grpc.StatusCode = request.get(CODE_KEY, grpc.StatusCode.UNKNOWN)
+        metrics.requests.labels(method, code.name).inc()
+        metrics.latency.labels(method).observe(time.perf_counter() - started)
+        return response
+
+    return count
 
 
 def authentication(api_keys: ApiKeys | None) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -183,11 +210,13 @@ def create_app(
     max_k: int = 1000,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     loopback_only: bool = False,
+    metrics: ServiceMetrics | None = None,
 ) -> web.Application:
     """The JSON API and the page over one servicer (the gRPC server's own)."""
     app = web.Application(
         client_max_size=max_body_bytes,
         middlewares=[
+            counted(metrics),
             errors_as_status,
             loopback_hosts_only(loopback_only),
             authentication(api_keys),

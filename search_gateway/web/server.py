@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from imgsearch.serving.auth import ApiKeys
+from imgsearch.serving.metrics import ServiceMetrics
 from search_gateway.core import GatewayCore
 from search_gateway.servicer import GatewayServicer
 from search_gateway.settings import GatewaySettings
@@ -59,6 +60,7 @@ async def start_web_server(
     host: str | None = None,
     read_roots: Sequence[Path] | None = None,
     api_keys: ApiKeys | None = None,
+    metrics: ServiceMetrics | None = None,
 ) -> WebServer:
     """Serves the JSON API and the page over `core` on host:port (0: any free
     port). `read_roots` default to the settings' roots."""
@@ -73,6 +75,7 @@ async def start_web_server(
         max_k=settings.max_k,
         max_body_bytes=settings.http_max_body_bytes,
         loopback_only=api_keys is None and bind in LOOPBACK_NAMES,
+        metrics=metrics,
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
