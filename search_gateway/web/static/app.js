@@ -210,7 +210,8 @@ async function search(query) {
   state.pageToken = "";
   state.done = false;
   state.shown = 0;
-  state.seq += 1;
+  state.seq += 1; // an answer still on its way to an older search is dropped
+  state.loading = false;
   for (const url of state.blobs) URL.revokeObjectURL(url);
   state.blobs = [];
   $("#results").replaceChildren();
@@ -444,7 +445,7 @@ function onKey(e) {
     e.preventDefault();
     $("#q").focus();
     $("#q").select();
-  } else if (e.key.startsWith("Arrow") && !typing && !$("#detail").open) {
+  } else if (e.key.startsWith("Arrow") && !typing && !$("#detail").open && $("#results .card")) {
     e.preventDefault();
     moveFocus(e.key);
   } else if (e.key === "ArrowDown" && e.target === $("#q")) {
