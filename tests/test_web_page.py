@@ -142,6 +142,14 @@ def test_query_filter_page_open_and_more_like_this(page: Any, world: WebWorld) -
     wait_for_cards(page, unfiltered)
 
 
+def test_a_new_search_replaces_one_still_loading(page: Any, world: WebWorld) -> None:
+    sign_in(page, world, "alice")
+    search_text(page, "a blue square")
+    search_text(page, "a green triangle")  # before the first answer is in
+    wait_for_cards(page, world.search("alice", text="a green triangle", k=PAGE, mode=VECTOR))
+    assert "a green triangle" in page.inner_text("#status")
+
+
 def test_bad_filter_is_shown_at_its_field(page: Any, world: WebWorld) -> None:
     sign_in(page, world, "alice")
     search_text(page, QUERY)
