@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from embedder_service.model import ClipEmbedder
+from imgsearch.vectors import l2_normalise
 from search_gateway import domain as d
 from search_gateway.core import GatewayCore, SearchQuery
 from search_gateway.ingest import IngestItem
@@ -100,7 +101,7 @@ def clustered(n: int, dim: int, rng: np.random.Generator, clusters: int = 200) -
     v = centres[rng.integers(0, clusters, n)] + 0.35 * rng.standard_normal((n, dim)).astype(
         np.float32
     )
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    return l2_normalise(v)
 
 
 async def query_latency(

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgsearch.vectors import l2_normalise
 from search_gateway import domain as d
 from search_gateway.store.edge_store import EdgeStore, EdgeTuning
 from search_gateway.store.qdrant_store import QdrantStore
@@ -45,26 +46,22 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
 class Data:
     """Hierarchically clustered vectors; points and queries drawn the same way."""
 
     def __init__(self, seed: int = 7) -> None:
         rng = np.random.default_rng(seed)
-        self.centres = _unit(rng.normal(size=(CENTRES, DIM)))
+        self.centres = l2_normalise(rng.normal(size=(CENTRES, DIM)))
         # Sub-centres at cosine ~0.8 from their centre; points ~0.85 from theirs.
         offs = rng.normal(size=(CENTRES, SUBS, DIM)) * (0.75 / np.sqrt(DIM))
-        self.subs = _unit(self.centres[:, None, :] + offs).astype(np.float32)
+        self.subs = l2_normalise(self.centres[:, None, :] + offs).astype(np.float32)
         self.rng = rng
 
     def draw(self, n: int) -> np.ndarray:
         c = self.rng.integers(0, CENTRES, n)
         s = self.rng.integers(0, SUBS, n)
         noise = self.rng.normal(size=(n, DIM)).astype(np.float32) * (0.6 / np.sqrt(DIM))
-        return _unit(self.subs[c, s] + noise)
+        return l2_normalise(self.subs[c, s] + noise)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """BLIP captioner: the in-process model wrapper (`BlipCaptioner`) and the gRPC
 service around it (`python -m caption_service`)."""
 
-from caption_service.model import BlipCaptioner, CaptionerModelInfo, CaptionOptions, ImageCaptions
+from caption_service.model import BlipCaptioner, CaptionerModelInfo, CaptionList, CaptionOptions
 
-__all__ = ["BlipCaptioner", "CaptionOptions", "CaptionerModelInfo", "ImageCaptions"]
+__all__ = ["BlipCaptioner", "CaptionList", "CaptionOptions", "CaptionerModelInfo"]

@@ -100,8 +100,10 @@ class CaptionerModelInfo:
     max_positions: int  # prompt + generated tokens must fit in this
 
 
-class ImageCaptions(NamedTuple):
-    """Captions for a batch of images; failed images get "" and an error."""
+class CaptionList(NamedTuple):
+    """The in-process convenience's answer: a caption per image ("" where the
+    image failed) and the reasons. Services and the gateway use
+    imgsearch.results.ImageCaptions; this pair stays because callers unpack it."""
 
     captions: list[str]
     errors: dict[int, str]
@@ -268,11 +270,11 @@ class BlipCaptioner(InferenceModel):
         images: Sequence[bytes],
         options: CaptionOptions | None = None,
         batch_size: int = 8,
-    ) -> ImageCaptions:
+    ) -> CaptionList:
         """Captions encoded images; bad ones are reported, not raised."""
         options = options or CaptionOptions()
         self.check_options(options)
-        result = ImageCaptions(captions=[""] * len(images), errors={})
+        result = CaptionList([""] * len(images), {})
         good: list[tuple[int, torch.Tensor]] = []
         for i, data in enumerate(images):
             try:

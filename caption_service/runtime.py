@@ -22,6 +22,7 @@ from caption_service.model import (
     BlipCaptioner,
     CaptionOptions,
 )
+from imgsearch.results import ImageCaptions
 from imgsearch.serving.decoding import decode_all
 from imgsearch.serving.metrics import ServiceMetrics
 from imgsearch.serving.model_runtime import BatchedModelRuntime
@@ -39,12 +40,6 @@ class Limits:
     default_max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     max_new_tokens_limit: int = MAX_NEW_TOKENS_LIMIT
     max_beams: int = MAX_BEAMS
-
-
-@dataclass
-class CaptionResult:
-    captions: list[str]  # "" for failed images
-    errors: list[tuple[int, str]]  # (index, reason), sorted by index
 
 
 class CaptionRuntime(BatchedModelRuntime):
@@ -83,17 +78,16 @@ class CaptionRuntime(BatchedModelRuntime):
 
     async def caption_images(
         self, images: Sequence[bytes], options: CaptionOptions, partial: bool
-    ) -> CaptionResult:
+    ) -> ImageCaptions:
         """Captions per image; with `partial`, bad images are reported instead of raised."""
         self._check_request(len(images), "images")
         self.model.check_options(options)
         decoded = await decode_all(self._decode_pool, self.model.preprocess_image, images)
         if not partial:
             decoded.raise_first_error()
-        good, errors = decoded.good, decoded.errors
-        captions = [""] * len(images)
-        if good:
-            results = await self._images.submit([t for _, t in good], key=options)
-            for (i, _), caption in zip(good, results, strict=True):
-                captions[i] = caption
-        return CaptionResult(captions=captions, errors=errors)
+        out = ImageCaptions([None] * len(images), decoded.errors, model=self.model.model_id)
+        if decoded.good:
+            results = await self._images.submit([t for _, t in decoded.good], key=options)
+            for (i, _), caption in zip(decoded.good, results, strict=True):
+                out.values[i] = caption
+        return out

@@ -26,8 +26,8 @@ class CaptionerServicer(captioner_pb2_grpc.CaptionerServicer):
             list(request.images), options, request.partial_results
         )
         return captioner_pb2.CaptionResponse(
-            captions=result.captions,
-            errors=[common_pb2.ImageError(index=i, reason=r) for i, r in result.errors],
+            captions=["" if c is None else c for c in result.captions],
+            errors=[common_pb2.ImageError(index=i, reason=r) for i, r in result.error_items()],
             model=self.runtime.model.info.model,
         )
 

@@ -17,8 +17,6 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY imgsearch ./imgsearch
-# offline_models: the CLI's `demo` command names the offline model (no torch needed to import).
-COPY offline_models ./offline_models
 COPY search_gateway ./search_gateway
 RUN pip install --no-cache-dir "./[gateway]" \
     && if python -c "import torch" 2>/dev/null; then echo "torch must not be in the gateway image" >&2; exit 1; fi

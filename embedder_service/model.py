@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from imgsearch.errors import InvalidInput
 from imgsearch.images import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb
 from imgsearch.inference import InferenceModel
 from imgsearch.precision import resolve_device
+from imgsearch.results import ImageVectors
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,6 @@ class EmbedderModelInfo:
     context_length: int
     image_size: int
     runtime: str = "eager"  # the backend that runs (embedder_service.backends)
-
-
-@dataclass
-class ImageEmbeddings:
-    """Vectors for a batch of images; failed images have None and an error."""
-
-    vectors: list[np.ndarray | None]
-    errors: dict[int, str] = field(default_factory=dict)
 
 
 class ClipEmbedder(InferenceModel):
@@ -135,11 +128,6 @@ class ClipEmbedder(InferenceModel):
             self.encode_text_batch([self.tokenize(["warm up"])[0][0]])
 
     @property
-    def backend(self) -> Backend:
-        self.load()
-        return self._backend
-
-    @property
     def info(self) -> EmbedderModelInfo:
         self.load()
         assert self._info is not None
@@ -190,9 +178,9 @@ class ClipEmbedder(InferenceModel):
         return _normalised(features)
 
     # -- in-process conveniences ------------------------------------------
-    def embed_images(self, images: Sequence[bytes], batch_size: int = 32) -> ImageEmbeddings:
+    def embed_images(self, images: Sequence[bytes], batch_size: int = 32) -> ImageVectors:
         """Embeds encoded images; bad ones are reported, not raised."""
-        result = ImageEmbeddings(vectors=[None] * len(images))
+        result = ImageVectors([None] * len(images))
         good: list[tuple[int, torch.Tensor]] = []
         for i, data in enumerate(images):
             try:
@@ -203,7 +191,7 @@ class ClipEmbedder(InferenceModel):
             chunk = good[start : start + batch_size]
             vectors = self.encode_image_batch([t for _, t in chunk])
             for (i, _), v in zip(chunk, vectors, strict=True):
-                result.vectors[i] = v
+                result.values[i] = v
         return result
 
     def embed_texts(

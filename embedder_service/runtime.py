@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from embedder_service.model import ClipEmbedder
+from imgsearch.results import ImageVectors
 from imgsearch.serving.batching import DynamicBatcher
 from imgsearch.serving.decoding import decode_all
 from imgsearch.serving.metrics import ServiceMetrics
@@ -32,12 +33,6 @@ class Limits:
     max_queue: int = 4096
     max_items_per_request: int = 512
     max_request_bytes: int = 64 * 1024 * 1024
-
-
-@dataclass
-class ImageResult:
-    vectors: list[np.ndarray | None]
-    errors: list[tuple[int, str]]
 
 
 class EmbedderRuntime(BatchedModelRuntime):
@@ -63,19 +58,18 @@ class EmbedderRuntime(BatchedModelRuntime):
             lambda items, _key: list(model.encode_text_batch(items)), "text", "text"
         )
 
-    async def embed_images(self, images: Sequence[bytes], partial: bool) -> ImageResult:
+    async def embed_images(self, images: Sequence[bytes], partial: bool) -> ImageVectors:
         """Vectors per image; with `partial`, bad images are reported instead of raised."""
         self._check_request(len(images), "images")
         decoded = await decode_all(self._decode_pool, self.model.preprocess_image, images)
         if not partial:
             decoded.raise_first_error()
-        good, errors = decoded.good, decoded.errors
-        vectors: list[np.ndarray | None] = [None] * len(images)
-        if good:
-            results = await self._images.submit([t for _, t in good])
-            for (i, _), v in zip(good, results, strict=True):
-                vectors[i] = v
-        return ImageResult(vectors=vectors, errors=errors)
+        out = ImageVectors([None] * len(images), decoded.errors)
+        if decoded.good:
+            results = await self._images.submit([t for _, t in decoded.good])
+            for (i, _), v in zip(decoded.good, results, strict=True):
+                out.values[i] = v
+        return out
 
     async def embed_texts(self, texts: Sequence[str]) -> tuple[list[np.ndarray], list[bool]]:
         """Vectors and truncation flags per text."""

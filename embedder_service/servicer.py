@@ -22,7 +22,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         return embedder_pb2.EmbedImagesResponse(
             dimension=self.runtime.model.info.dimension,
             vectors=[b"" if v is None else vectors.encode(v) for v in result.vectors],
-            errors=[common_pb2.ImageError(index=i, reason=r) for i, r in result.errors],
+            errors=[common_pb2.ImageError(index=i, reason=r) for i, r in result.error_items()],
         )
 
     async def EmbedTexts(

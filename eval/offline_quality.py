@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from offline_models import inference
+from offline_training import inference
 
 BARS = {"colour_shape": 0.9, "with_size_or_position": 0.5, "captions_single_object": 0.8}
 

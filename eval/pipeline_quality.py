@@ -12,8 +12,8 @@ import argparse
 import sys
 import time
 
-from offline_models.inference import HELD_OUT_SEED
-from offline_models.pipeline_eval import evaluate_pipeline
+from offline_training.inference import HELD_OUT_SEED
+from offline_training.pipeline_eval import evaluate_pipeline
 
 BARS = {"colour_shape": 0.9, "with_size_or_position": 0.5, "captions_single_object": 0.8}
 

@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
 DEFAULT_BLIP_MODEL = "Salesforce/blip-image-captioning-large"
+# The project's own tiny CLIP and BLIP, committed in offline_models/ (no download).
+OFFLINE_MODEL_NAME = "offline-tiny"
 
 # The names of embedder_service.backends.RUNTIMES and
 # caption_service.model.CAPTION_RUNTIMES (tests keep them equal).

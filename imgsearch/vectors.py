@@ -12,12 +12,6 @@ def encode(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=_LE_F32).tobytes()
 
 
-def encode_rows(matrix: np.ndarray) -> list[bytes]:
-    """Each row of a 2-D array to wire bytes."""
-    m = np.ascontiguousarray(matrix, dtype=_LE_F32)
-    return [row.tobytes() for row in m]
-
-
 def decode(data: bytes, dimension: int) -> np.ndarray:
     """Wire bytes to a float32 vector, checking the length."""
     if len(data) != dimension * 4:
@@ -32,7 +26,9 @@ def decode_rows(rows: list[bytes], dimension: int) -> np.ndarray:
     return np.stack([decode(r, dimension) for r in rows])
 
 
-def l2_normalise(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    return matrix / np.maximum(norms, 1e-12)
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows (or one vector) scaled to unit length, as float32: the form every
+    stored and searched vector has. Zero rows stay zero. Tests and benchmarks
+    make their synthetic vectors with it (one helper, not one per file)."""
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-OFFLINE_MODEL_NAME = "offline-tiny"
+from imgsearch.model_choice import OFFLINE_MODEL_NAME
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONFIG_TEMPLATE = PACKAGE_DIR / "configs" / f"{OFFLINE_MODEL_NAME}.json"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -19,8 +20,12 @@ from search_gateway.store.base import VectorStore
 log = logging.getLogger(__name__)
 
 
-def _model_credentials(s: GatewaySettings) -> grpc.ChannelCredentials | None:
-    return channel_credentials(s.models_tls_ca_file, s.models_tls_cert_file, s.models_tls_key_file)
+def _remote_options(s: GatewaySettings) -> dict[str, Any]:
+    """TLS credentials and API key of the calls to both model services."""
+    credentials: grpc.ChannelCredentials | None = channel_credentials(
+        s.models_tls_ca_file, s.models_tls_cert_file, s.models_tls_key_file
+    )
+    return {"credentials": credentials, "metadata": bearer(s.models_api_key)}
 
 
 def build_embedder(s: GatewaySettings) -> Embedder:
@@ -28,12 +33,7 @@ def build_embedder(s: GatewaySettings) -> Embedder:
     if e.address:
         from search_gateway.model_clients.remote import RemoteEmbedder
 
-        return RemoteEmbedder(
-            e.address,
-            timeout_s=e.timeout_s,
-            credentials=_model_credentials(s),
-            metadata=bearer(s.models_api_key),
-        )
+        return RemoteEmbedder(e.address, timeout_s=e.timeout_s, **_remote_options(s))
     from embedder_service.model import ClipEmbedder
     from search_gateway.model_clients.local import LocalEmbedder
 
@@ -53,12 +53,7 @@ def build_captioner(s: GatewaySettings) -> Captioner:
     if c.address:
         from search_gateway.model_clients.remote import RemoteCaptioner
 
-        return RemoteCaptioner(
-            c.address,
-            timeout_s=c.timeout_s,
-            credentials=_model_credentials(s),
-            metadata=bearer(s.models_api_key),
-        )
+        return RemoteCaptioner(c.address, timeout_s=c.timeout_s, **_remote_options(s))
     from caption_service.model import BlipCaptioner
     from search_gateway.model_clients.local import LocalCaptioner
 
@@ -108,11 +103,17 @@ def embedded_engine(s: GatewaySettings, data: Path) -> str:
 
 
 async def build_core(
-    s: GatewaySettings, read_roots: Sequence[Path] | None = None, with_captioner: bool = True
+    s: GatewaySettings,
+    read_roots: Sequence[Path] | None = None,
+    with_captioner: bool = True,
+    embedder: Embedder | None = None,
 ) -> GatewayCore:
-    """A ready GatewayCore (collection opened or model mismatch recorded)."""
+    """A ready GatewayCore (collection opened or model mismatch recorded).
+
+    `embedder` replaces the one the settings describe (the CLI passes one that
+    loads its model only when a command needs vectors)."""
     core = GatewayCore(
-        build_embedder(s),
+        embedder or build_embedder(s),
         build_captioner(s) if with_captioner and s.captions else None,
         build_store(s),
         limits=CoreLimits(

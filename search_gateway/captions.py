@@ -19,11 +19,11 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from imgsearch.errors import ImgsearchError, Unavailable
 from search_gateway import domain as d
 from search_gateway.model_clients.base import Captioner
+from search_gateway.tenancy import TenantScope
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,10 @@ class BackfillReport:
     stopped: str = ""  # why the run ended early (captioner unavailable)
 
 
-StoreCall = Callable[..., Any]
 ReadPath = Callable[[str], bytes]
+
+# What the backfill works through (the caller's scope adds its tenant).
+_PENDING = d.Filter(must=(d.Match(d.CAPTION_PENDING, True),))
 
 
 class CaptionBackfill:
@@ -79,28 +81,22 @@ class CaptionBackfill:
     def __init__(
         self,
         captioner: Captioner,
-        store_call: StoreCall,
         spool: CaptionSpool | None,
         read_path: ReadPath | None = None,
         batch_size: int = 8,
     ) -> None:
         self.captioner = captioner
-        self.store_call = store_call
         self.spool = spool
         self.read_path = read_path
         self.batch_size = batch_size
         self._lock = asyncio.Lock()
 
-    async def pending(self, tenant: str | None = None) -> int:
-        return int(await self.store_call("count", self._filter(tenant)))
-
-    @staticmethod
-    def _filter(tenant: str | None) -> d.Filter:
-        return d.scoped(d.Filter(must=(d.Match(d.CAPTION_PENDING, True),)), tenant) or d.Filter()
+    async def pending(self, scope: TenantScope) -> int:
+        return await scope.count(_PENDING)
 
     async def run(
         self,
-        tenant: str | None = None,
+        scope: TenantScope,
         progress: Callable[[int], None] | None = None,
         limit: int | None = None,
     ) -> BackfillReport:
@@ -111,13 +107,11 @@ class CaptionBackfill:
             # One pass in id order; captioned points leave the filter behind us,
             # points that arrive meanwhile are picked up by the next run.
             while limit is None or report.captioned < limit:
-                page = await self.store_call(
-                    "scroll", self._filter(tenant), self.batch_size, offset
-                )
+                page = await scope.scroll(_PENDING, self.batch_size, offset)
                 todo = [p for p in page.points if p.id not in report.failed]
                 if todo:
                     try:
-                        await self._caption(todo, report)
+                        await self._caption(scope, todo, report)
                     except Unavailable as exc:
                         report.stopped = str(exc)
                         return report
@@ -128,7 +122,9 @@ class CaptionBackfill:
                 offset = page.next_offset
         return report
 
-    async def _caption(self, points: list[d.StoredPoint], report: BackfillReport) -> None:
+    async def _caption(
+        self, scope: TenantScope, points: list[d.StoredPoint], report: BackfillReport
+    ) -> None:
         images: list[bytes] = []
         ready: list[d.StoredPoint] = []
         for p in points:
@@ -147,7 +143,7 @@ class CaptionBackfill:
                 report.failed[p.id] = batch.errors.get(i, "caption failed")
                 continue
             try:
-                await self.store_call("set_caption", p.id, caption, batch.model)
+                await scope.set_caption(p.id, caption, batch.model)
             except ImgsearchError as exc:  # deleted meanwhile
                 report.failed[p.id] = str(exc)
                 continue

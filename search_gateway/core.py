@@ -1,8 +1,10 @@
 """GatewayCore: the search gateway's behaviour, free of gRPC and of Qdrant.
 
 It composes an Embedder, an optional Captioner (in-process or remote, see
-model_clients/) and a VectorStore (store/). The gRPC servicer and the CLI's
-embedded mode both call this, so the two modes cannot drift apart.
+model_clients/) and a VectorStore (store/), driven through an AsyncStore on
+the store thread. Every store call of a request goes through the caller's
+TenantScope (tenancy.py). The gRPC servicer and the CLI's embedded mode both
+call this, so the two modes cannot drift apart.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ import numpy as np
 from imgsearch.errors import (
     DeadlineExceeded,
     FailedPrecondition,
-    ImgsearchError,
     InvalidInput,
     NotFound,
     Unavailable,
@@ -30,7 +30,9 @@ from search_gateway import domain as d
 from search_gateway.captions import BackfillReport, CaptionBackfill, CaptionSpool
 from search_gateway.ingest import IngestItem, IngestOutcome, IngestPipeline, PathPolicy
 from search_gateway.model_clients.base import Captioner, Embedder
+from search_gateway.store.async_store import AsyncStore
 from search_gateway.store.base import VectorStore
+from search_gateway.tenancy import TenantScope
 
 log = logging.getLogger(__name__)
 
@@ -108,17 +110,14 @@ class GatewayCore:
     ) -> None:
         self.embedder = embedder
         self.captioner = captioner
-        self.store = store
+        self.store = AsyncStore(store, store_threads)
         self.limits = limits or CoreLimits()
-        # qdrant-client's embedded mode is not thread-safe: one store thread.
-        self._store_pool = ThreadPoolExecutor(store_threads, thread_name_prefix="store")
         self._spec: d.CollectionSpec | None = None
         self._mismatch: str | None = None
         self._open_lock = asyncio.Lock()
         self.ingest_pipeline = IngestPipeline(
             embedder,
             captioner,
-            self.store_call,
             PathPolicy(read_roots),
             batch_size=self.limits.ingest_batch_size,
             max_image_pixels=self.limits.max_image_pixels,
@@ -130,7 +129,6 @@ class GatewayCore:
         if captioner is not None:
             self.captions = CaptionBackfill(
                 captioner,
-                self.store_call,
                 self.ingest_pipeline.spool,
                 read_path=self.ingest_pipeline.paths.read,
             )
@@ -155,7 +153,7 @@ class GatewayCore:
             ident = await self.embedder.identity()
             spec = d.CollectionSpec(ident.model, ident.pretrained, ident.dimension)
             try:
-                await self.store_call("open", spec)
+                await self.store.open(spec)
             except FailedPrecondition as exc:
                 self._mismatch = str(exc)
                 log.error("%s", exc)
@@ -166,8 +164,17 @@ class GatewayCore:
         await self.embedder.close()
         if self.captioner is not None:
             await self.captioner.close()
-        await asyncio.get_running_loop().run_in_executor(self._store_pool, self.store.close)
-        self._store_pool.shutdown(wait=True)
+        await self.store.close()
+
+    @property
+    def usable(self) -> bool:
+        """True once the collection is open for the embedder's model."""
+        return self._spec is not None
+
+    @property
+    def refusal(self) -> str | None:
+        """Why the collection can never be used by this gateway (another model's)."""
+        return self._mismatch
 
     @property
     def model_name(self) -> str:
@@ -181,22 +188,9 @@ class GatewayCore:
         assert self._spec is not None
         return self._spec
 
-    async def store_call(self, method: str, *args: Any) -> Any:
-        """Runs a store method on the store thread, as domain errors."""
-        fn: Callable[..., Any] = getattr(self.store, method)
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._store_pool, lambda: fn(*args))
-        except ImgsearchError:
-            raise
-        except d.ModelMismatch as exc:
-            raise FailedPrecondition(str(exc)) from exc
-        except d.StoreUnavailable as exc:
-            raise Unavailable(str(exc)) from exc
-        except (d.InvalidFilter, d.InvalidPointId) as exc:
-            raise InvalidInput(str(exc)) from exc
-        except d.PointNotFound as exc:
-            raise NotFound(str(exc)) from exc
+    def scope(self, tenant: str | None) -> TenantScope:
+        """The store as the caller with this tenant (None: tenancy off) sees it."""
+        return TenantScope(self.store, tenant)
 
     # -- ingest ---------------------------------------------------------------
     async def ingest(
@@ -208,7 +202,7 @@ class GatewayCore:
         """Outcomes per image, in order. `tenant` (from the caller's API key)
         is stamped on every point and scopes ids and duplicate checks."""
         await self._ready()
-        async for outcome in self.ingest_pipeline.run(items, timeout, tenant):
+        async for outcome in self.ingest_pipeline.run(items, self.scope(tenant), timeout):
             yield outcome
 
     # -- search ---------------------------------------------------------------
@@ -246,30 +240,29 @@ class GatewayCore:
         """Hits for a text, image or point; with a tenant, only its points."""
         await self._ready()
         self._check_query(q)
-        flt = d.scoped(q.filter, tenant)
+        scope = self.scope(tenant)
         exclude: tuple[str, ...] = ()
         if q.mode == "caption":
             assert q.text is not None
-            points = await self.store_call("search_caption", q.text, q.k, q.offset, flt, exclude)
+            points = await scope.search_caption(q.text, q.k, q.offset, q.filter, exclude)
             return self._hits(points, q.score_threshold)
-        vector = await self._query_vector(q, timeout, tenant)
+        vector = await self._query_vector(q, timeout, scope)
         if q.point_id is not None:
             exclude = (d.normalize_point_id(q.point_id),)
         if q.mode == "hybrid":
-            points = await self.store_call(
-                "search_hybrid", vector, q.text, q.k, q.offset, flt, exclude
-            )
+            assert q.text is not None
+            points = await scope.search_hybrid(vector, q.text, q.k, q.offset, q.filter, exclude)
             return self._hits(points, None)
-        points = await self.store_call(
-            "search", vector, q.k, q.offset, q.score_threshold, flt, exclude
-        )
+        points = await scope.search(vector, q.k, q.offset, q.score_threshold, q.filter, exclude)
         return self._hits(points, None)
 
     async def _query_vector(
-        self, q: SearchQuery, timeout: float | None, tenant: str | None
+        self, q: SearchQuery, timeout: float | None, scope: TenantScope
     ) -> np.ndarray:
         if q.text is not None:
-            return (await self.embedder.embed_texts([q.text], timeout))[0]
+            vectors = await self.embedder.embed_texts([q.text], timeout)
+            first: np.ndarray = vectors[0]
+            return first
         if q.image is not None:
             result = await self.embedder.embed_images([q.image], timeout)
             if 0 in result.errors:
@@ -282,8 +275,8 @@ class GatewayCore:
             point_id = d.normalize_point_id(q.point_id)
         except d.InvalidPointId as exc:
             raise InvalidInput(str(exc)) from exc
-        points = await self.store_call("get", [point_id], True)
-        if not points or points[0].vector is None or not _owned(points[0], tenant):
+        points = await scope.get([point_id], True)
+        if not points or points[0].vector is None:
             raise NotFound(f"no point with id {q.point_id}")  # same answer for foreign ids
         return points[0].vector
 
@@ -306,7 +299,7 @@ class GatewayCore:
         await self._ready()
         if self.captions is None:
             raise FailedPrecondition("no captioner configured")
-        return await self.captions.run(tenant, progress, limit)
+        return await self.captions.run(self.scope(tenant), progress, limit)
 
     # -- get / delete / stats ---------------------------------------------------
     def _check_ids(self, ids: Sequence[str]) -> list[str]:
@@ -328,7 +321,7 @@ class GatewayCore:
         """Points by id; unknown ids (and other tenants' ids) are `missing`."""
         await self._ready()
         wanted = self._check_ids(ids)
-        points = [p for p in await self.store_call("get", wanted) if _owned(p, tenant)]
+        points = await self.scope(tenant).get(wanted)
         found = {p.id for p in points}
         hits = [Hit.from_point(p.id, 1.0, p.payload) for p in points]
         missing = [raw for raw, norm in zip(ids, wanted, strict=True) if norm not in found]
@@ -341,38 +334,32 @@ class GatewayCore:
         await self._ready()
         if bool(ids) == (filter is not None and not filter.is_empty):
             raise InvalidInput("delete needs either ids or a filter (exactly one)")
+        scope = self.scope(tenant)
         if ids:
-            wanted = self._check_ids(ids)
-            if tenant is not None:
-                owned = await self.store_call("get", wanted)
-                wanted = [p.id for p in owned if _owned(p, tenant)]
-            return int(await self.store_call("delete_ids", wanted))
+            return await scope.delete_ids(self._check_ids(ids))
         assert filter is not None
         try:
             filter.validate()
         except d.InvalidFilter as exc:
             raise InvalidInput(str(exc)) from exc
-        return int(await self.store_call("delete_filter", d.scoped(filter, tenant)))
+        return await scope.delete_filter(filter)
 
     async def stats(self, tenant: str | None = None) -> Stats:
         """Counts (of the tenant's points only, with a tenant)."""
         spec = await self._ready()
         pending_only = d.Filter(must=(d.Match(d.CAPTION_PENDING, True),))
         captioned_only = d.Filter(must=(d.Match(d.CAPTIONED, True),))
-        count = await self.store_call("count", d.scoped(None, tenant))
-        pending = await self.store_call("count", d.scoped(pending_only, tenant))
-        captioned = await self.store_call("count", d.scoped(captioned_only, tenant))
+        scope = self.scope(tenant)
+        count = await scope.count()
+        pending = await scope.count(pending_only)
+        captioned = await scope.count(captioned_only)
         return Stats(
-            count=int(count),
+            count=count,
             model=spec.model,
             pretrained=spec.pretrained,
             dimension=spec.dimension,
-            captioned_count=int(captioned),
-            caption_pending_count=int(pending),
+            captioned_count=captioned,
+            caption_pending_count=pending,
             collection=self.store.collection,
             store=self.store.location,
         )
-
-
-def _owned(point: d.StoredPoint, tenant: str | None) -> bool:
-    return tenant is None or point.payload.get(d.TENANT) == tenant

@@ -1,7 +1,7 @@
 """Plain domain types of the gateway: filters, collection spec, points, errors.
 
 Nothing here imports protobuf or qdrant-client, so handlers, the CLI and every
-store engine (qdrant-client today, Qdrant Edge later) share one vocabulary.
+store engine (qdrant-client and Qdrant Edge) share one vocabulary.
 """
 
 from __future__ import annotations
@@ -229,17 +229,26 @@ class ScoredPoint:
 
 # --- filters --------------------------------------------------------------
 
-_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63})*")
+# What a payload key is, written once: a metadata key at ingest is one level
+# (letters, digits and _, at most 64), a filter's field path is levels joined
+# by dots. (filter_syntax's lexer only finds where a key token ends; whether
+# it is a key is decided here.)
+_KEY_LEVEL = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
+_KEY_RES = {
+    False: re.compile(_KEY_LEVEL),
+    True: re.compile(rf"{_KEY_LEVEL}(\.{_KEY_LEVEL})*"),
+}
 _WORD_RE = re.compile(r"[^\W_]+")
 
 # Deeper nesting is never needed by people and only costs the server.
 MAX_FILTER_DEPTH = 8
 
 
-def _key_problem(key: str) -> str | None:
+def payload_key_problem(key: str, *, nested: bool = True) -> str | None:
+    """Why `key` is not a payload key (None when it is); `nested` allows a dotted path."""
     if not key:
         return "empty key"
-    if not _KEY_RE.fullmatch(key):
+    if not _KEY_RES[nested].fullmatch(key):
         return f"invalid key {key!r}"
     return None
 
@@ -433,4 +442,4 @@ def condition_problem(
     cond: Match | MatchAny | Range | DatetimeRange | GeoRadius | TextMatch,
 ) -> str | None:
     """What is wrong with one leaf condition (its key included), or None."""
-    return _key_problem(cond.key) or cond.problem()
+    return payload_key_problem(cond.key) or cond.problem()

@@ -13,7 +13,9 @@ One clause per condition, joined by ` and ` or `;` (or given as repeated
     near=48.85,2.35,5km         within 5 km of lat,lon on `location` (m or km)
     caption~"red jacket"        full-text: every word occurs in the field
 
-`ts` is short for `timestamp`, `tag` for `tags`. Errors point at the bad part
+`ts` (or `time`) is short for `timestamp`, `tag` for `tags`, `loc` for
+`location` (search_gateway/field_aliases.py, shared with --meta). `==`,
+`=>` and `=<` are refused with a pointer, not read as '=' plus a value. Errors point at the bad part
 with a caret, so a typo in a long filter is found at a glance.
 """
 
@@ -25,8 +27,9 @@ from datetime import date, datetime, timezone
 from typing import Literal, NoReturn, TypeVar
 
 from search_gateway import domain as d
+from search_gateway.field_aliases import ALIASES, canonical
 
-ALIASES = {"ts": d.TIMESTAMP, "tag": d.TAGS}
+__all__ = ["ALIASES", "FilterSyntaxError", "parse_datetime", "parse_filter", "parse_filters"]
 GEO_KEYWORD = "near"
 
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
@@ -40,6 +43,12 @@ _LIST_ITEM_RE = re.compile(r"[^\s,()]+")
 _RADIUS_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([A-Za-z]*)")
 _RADIUS_UNITS = {"": 1.0, "m": 1.0, "km": 1000.0}
 
+_OPERATOR_TYPOS = {
+    "==": "'==' is not an operator: use '=' (camera_id=7)",
+    "=>": "'=>' is not an operator: use '>='",
+    "=<": "'=<' is not an operator: use '<='",
+    "!==": "'!==' is not an operator: use '!='",
+}
 _INT64 = 2**63
 _RANGE_OPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
 Target = Literal["must", "must_not"]
@@ -133,7 +142,7 @@ class _Parser:
         self._skip_ws()
         op = self._operator(raw_key)
         op_end = self.pos
-        key = ALIASES.get(raw_key, raw_key)
+        key = canonical(raw_key)
         if raw_key == GEO_KEYWORD:
             if op != "=":
                 self._fail(
@@ -159,8 +168,12 @@ class _Parser:
 
     def _operator(self, key: str) -> str:
         if m := _SYMBOL_OP_RE.match(self.text, self.pos):
+            op = m.group()
+            typo = _OPERATOR_TYPOS.get(self.text[m.start() : m.end() + 1])
+            if typo is not None:
+                self._fail(typo, m.start())
             self.pos = m.end()
-            return m.group()
+            return op
         if m := _WORD_OP_RE.match(self.text, self.pos):
             self.pos = m.end()
             return "not in" if m.group(1).lower().startswith("not") else "in"

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,10 +36,10 @@ from imgsearch.images import DEFAULT_MAX_PIXELS, read_header
 from search_gateway import domain as d
 from search_gateway.captions import CaptionSpool
 from search_gateway.model_clients.base import Captioner, Embedder
+from search_gateway.tenancy import TenantScope
 
 log = logging.getLogger(__name__)
 
-_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_METADATA_BYTES = 16 * 1024
 
 
@@ -82,6 +81,7 @@ class _Work:
 
     index: int
     item: IngestItem
+    scope: TenantScope  # the caller's view of the store (its tenant); the batch shares it
     uri: str = ""
     data: bytes = b""
     id: str = ""
@@ -95,7 +95,6 @@ class _Work:
     duplicate_of: str = ""
     extra_paths: list[str] = field(default_factory=list)
     copy_of: _Work | None = None  # an earlier item of this batch with the same bytes
-    tenant: str | None = None  # the caller's tenant (None: tenancy off)
 
     def fail(self, exc: BaseException | str, code: str = "INVALID_ARGUMENT") -> None:
         if isinstance(exc, ImgsearchError):
@@ -110,7 +109,7 @@ def validate_metadata(metadata: dict[str, Any]) -> None:
     import json
 
     for key in metadata:
-        if not _KEY_RE.fullmatch(key):
+        if d.payload_key_problem(key, nested=False) is not None:
             raise InvalidInput(f"metadata key {key!r}: use letters, digits and _ (max 64)")
         if key in d.RESERVED_FIELDS:
             raise InvalidInput(f"metadata key {key!r} is reserved for the gateway")
@@ -141,9 +140,6 @@ class PathPolicy:
             raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
 
 
-StoreCall = Callable[..., Any]  # runs a store method off the event loop, mapping errors
-
-
 class IngestPipeline:
     """Runs micro-batches of an ingest stream through models and the store."""
 
@@ -151,7 +147,6 @@ class IngestPipeline:
         self,
         embedder: Embedder,
         captioner: Captioner | None,
-        store_call: StoreCall,
         paths: PathPolicy,
         *,
         batch_size: int = 32,
@@ -159,7 +154,6 @@ class IngestPipeline:
         captions_required: bool = False,
         caption_mode: str = "inline",
         spool: CaptionSpool | None = None,
-        extra_payload: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         if caption_mode not in ("inline", "deferred"):
             raise ValueError(f"caption_mode must be inline or deferred, not {caption_mode!r}")
@@ -167,18 +161,16 @@ class IngestPipeline:
         self.spool = spool
         self.embedder = embedder
         self.captioner = captioner
-        self.store_call = store_call
         self.paths = paths
         self.batch_size = batch_size
         self.max_image_pixels = max_image_pixels
         self.captions_required = captions_required
-        self.extra_payload = extra_payload
 
     async def run(
         self,
         items: AsyncIterator[IngestItem],
+        scope: TenantScope,
         timeout: Callable[[], float | None] = lambda: None,
-        tenant: str | None = None,
     ) -> AsyncIterator[IngestOutcome]:
         """Outcomes in stream order. Reads ahead at most two batches, so a
         stream of any length is never held in memory."""
@@ -200,7 +192,7 @@ class IngestPipeline:
                 first = await queue.get()
                 if first is None:
                     break
-                batch.append(_Work(index, first, tenant=tenant))
+                batch.append(_Work(index, first, scope=scope))
                 index += 1
                 # Take what is already waiting (and what arrives within a few
                 # ms) without stalling an interactive client on a full batch.
@@ -219,7 +211,7 @@ class IngestPipeline:
                     if nxt is None:
                         done = True
                         break
-                    batch.append(_Work(index, nxt, tenant=tenant))
+                    batch.append(_Work(index, nxt, scope=scope))
                     index += 1
                 for outcome in await self.process(batch, timeout()):
                     yield outcome
@@ -262,12 +254,11 @@ class IngestPipeline:
             else:
                 raise InvalidInput("no image: neither bytes nor a path given")
             validate_metadata(item.metadata)
-            if w.tenant is not None and d.TENANT in item.metadata:
-                raise InvalidInput("metadata key 'tenant' is set by the gateway from your API key")
+            w.scope.check_metadata(item.metadata)
             if not (0.0 <= item.near_duplicate_threshold <= 1.0):
                 raise InvalidInput("near_duplicate_threshold must be within [0, 1]")
             w.sha256 = hashlib.sha256(w.data).hexdigest()
-            w.id = d.tenant_point_id(w.sha256, w.tenant)
+            w.id = w.scope.point_id(w.sha256)
             w.uri = w.uri or f"sha256:{w.sha256}"
             w.header = read_header(w.data, self.max_image_pixels)
         except ImgsearchError as exc:
@@ -276,7 +267,7 @@ class IngestPipeline:
     async def _resolve_existing(self, live: list[_Work]) -> None:
         ids = list(dict.fromkeys(w.id for w in live))
         try:
-            stored = {p.id: p for p in await self.store_call("get", ids)}
+            stored = {p.id: p for p in await live[0].scope.get(ids)}
         except ImgsearchError as exc:
             for w in live:
                 w.fail(exc)
@@ -375,9 +366,7 @@ class IngestPipeline:
                     if score > best:
                         best_id, best = earlier.id, score
                 try:
-                    hits = await self.store_call(
-                        "search", w.vector, 1, 0, threshold, d.scoped(None, w.tenant)
-                    )
+                    hits = await w.scope.search(w.vector, 1, 0, threshold)
                 except ImgsearchError as exc:
                     w.fail(exc)
                     continue
@@ -400,7 +389,7 @@ class IngestPipeline:
                 continue
             if w.vector is None:  # exact duplicate of a stored point: add this path
                 try:
-                    await self._add_path(w.id, w.uri)
+                    await self._add_path(w.scope, w.id, w.uri)
                 except ImgsearchError as exc:
                     w.fail(exc)
                     continue
@@ -437,27 +426,25 @@ class IngestPipeline:
                 for w in works:
                     if w.caption_pending:
                         await asyncio.to_thread(self.spool.put, w.id, w.data)
-            await self.store_call("upsert", points)
+            await works[0].scope.upsert(points)
         except (ImgsearchError, OSError) as exc:
             for w in works:
                 w.fail(exc if isinstance(exc, ImgsearchError) else f"spool: {exc}", "UNAVAILABLE")
             return False
         return True
 
-    async def _add_path(self, point_id: str, uri: str) -> None:
-        points = await self.store_call("get", [point_id])
+    async def _add_path(self, scope: TenantScope, point_id: str, uri: str) -> None:
+        points = await scope.get([point_id])
         if not points:
             return
         payload = points[0].payload
         paths = list(payload.get(d.PATHS) or [payload.get(d.PATH)])
         if uri not in paths:
             paths.append(uri)
-            await self.store_call("set_payload", point_id, {d.PATHS: paths})
+            await scope.set_payload(point_id, {d.PATHS: paths})
 
     def _payload(self, w: _Work, now: str) -> dict[str, Any]:
         payload: dict[str, Any] = dict(w.item.metadata)
-        if self.extra_payload is not None:
-            payload.update(self.extra_payload())
         payload.update(
             {
                 d.PATH: w.uri,
@@ -475,6 +462,4 @@ class IngestPipeline:
             payload.update({d.CAPTION_PENDING: w.caption_pending, d.CAPTIONED: False})
         if w.duplicate_of:
             payload[d.DUPLICATE_OF] = w.duplicate_of
-        if w.tenant is not None:
-            payload[d.TENANT] = w.tenant
-        return payload
+        return payload  # TenantScope.upsert stamps the tenant

@@ -3,6 +3,8 @@
 Values become: an int or a float when they look like one; true/false;
 a datetime (stored RFC 3339) for dates like 2024-05-01 or 2024-05-01T12:00;
 a geo point for `location=48.85,2.35`; a list for `tags=a,b`; else a string.
+Keys go through the same aliases as --filter (`ts` -> `timestamp`, `tag` ->
+`tags`, `loc` -> `location`), so what --meta stores, --filter finds.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from imgsearch.errors import InvalidInput
 from search_gateway import domain as d
+from search_gateway.field_aliases import canonical
 from search_gateway.filter_syntax import parse_datetime
 
 _INT = re.compile(r"[+-]?\d+")
@@ -52,5 +55,6 @@ def parse_meta(pairs: Sequence[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InvalidInput(f"--meta {pair!r}: expected key=value")
-        out[key.strip()] = parse_value(key.strip(), value)
+        name = canonical(key.strip())
+        out[name] = parse_value(name, value)
     return out

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How often a gateway whose collection is not usable yet retries opening it.
+OPEN_RETRY_S = 1.0
+
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["SearchGateway"].full_name
 
 
@@ -29,6 +32,7 @@ class GatewayServer:
     metrics: ServiceMetrics
     metrics_port: int | None
     backfill: asyncio.Task[None] | None = None
+    health: asyncio.Task[None] | None = None
     web: WebServer | None = None
 
     @property
@@ -36,8 +40,9 @@ class GatewayServer:
         return self.running.port
 
     async def stop(self, grace_s: float = 5.0) -> None:
-        if self.backfill is not None:
-            self.backfill.cancel()
+        for task in (self.backfill, self.health):
+            if task is not None:
+                task.cancel()
         if self.web is not None:
             await self.web.stop()
         await drain(self.running, grace_s)
@@ -48,7 +53,12 @@ async def start_gateway_server(
     settings: GatewaySettings, core: GatewayCore | None = None
 ) -> GatewayServer:
     """Opens the collection (via the embedder's Info), then serves; health
-    turns SERVING once the collection is usable."""
+    turns SERVING once the collection is usable.
+
+    An embedder or Qdrant that is down at start-up leaves health NOT_SERVING
+    (calls answer UNAVAILABLE or DEADLINE_EXCEEDED) until the collection opens; a collection of
+    another model keeps it NOT_SERVING (calls answer FAILED_PRECONDITION).
+    """
     if core is None:
         from search_gateway.assemble import build_core
 
@@ -69,8 +79,13 @@ async def start_gateway_server(
         api_keys=settings.api_keys(),
     )
     metrics_port = metrics.serve_http(settings.metrics_port, settings.host)
-    await running.set_serving(True)
     server = GatewayServer(running, core, metrics, metrics_port)
+    if core.usable:
+        await running.set_serving(True)
+    else:
+        server.health = asyncio.get_running_loop().create_task(
+            _serve_once_usable(core, running, OPEN_RETRY_S)
+        )
     if settings.http_port >= 0:
         from search_gateway.web.server import start_web_server
 
@@ -82,6 +97,18 @@ async def start_gateway_server(
             _caption_backfill_loop(core, settings.caption_backfill_interval_s)
         )
     return server
+
+
+async def _serve_once_usable(core: GatewayCore, running: RunningServer, retry_s: float) -> None:
+    """Sets health SERVING once the collection is usable, retrying its opening."""
+    while not core.usable:
+        if core.refusal is not None:
+            log.error("health stays NOT_SERVING: %s", core.refusal)
+            return
+        await asyncio.sleep(retry_s)
+        await core.open()  # also opened by the first call that needs it
+    await running.set_serving(True)
+    log.info("gateway SERVING: collection %s is open", core.store.collection)
 
 
 async def _caption_backfill_loop(core: GatewayCore, interval_s: float) -> None:

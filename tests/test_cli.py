@@ -45,7 +45,7 @@ async def imgsearch(models: Models, data_dir: Path, *args: str) -> tuple[int, st
 
 
 def counts_line(stdout: str) -> str:
-    return next(line for line in stdout.splitlines() if line.strip().startswith("added"))
+    return next(line for line in stdout.splitlines() if line.strip().startswith("stored"))
 
 
 async def test_cli_embedded_and_gateway_print_the_same(models: Models, tmp_path: Path) -> None:
@@ -56,12 +56,17 @@ async def test_cli_embedded_and_gateway_print_the_same(models: Models, tmp_path:
     # Embedded: no servers, no flags beyond the data folder.
     code, out, err = await imgsearch(models, tmp_path / "emb", "index", str(root), *meta)
     assert code == 3, err  # one broken file: reported, run completed, non-zero exit
-    assert "added 6 · already present 0 · duplicate 1 · failed 1" in out
+    assert (
+        "stored 6 (new 6 · near-duplicate 0) · skipped 1 (already present 0 · identical copy 1)"
+        " · failed 1" in out
+    )
     assert "broken.jpg: not a recognised image format" in out
     code, again, _ = await imgsearch(
         models, tmp_path / "emb", "index", str(root), "--allow-failures"
     )
-    assert code == 0 and "added 0 · already present 7" in again
+    assert (
+        code == 0 and "stored 0 (new 0 · near-duplicate 0) · skipped 7 (already present 7" in again
+    )
     code, emb_query, _ = await imgsearch(
         models, tmp_path / "emb", "query", "a red circle", "-k", "5"
     )
@@ -113,7 +118,7 @@ def test_meta_values_are_typed() -> None:
     assert meta == {
         "camera_id": 7,
         "site": "north",
-        "ts": "2024-05-01T00:00:00Z",
+        "timestamp": "2024-05-01T00:00:00Z",  # one alias table with --filter
         "location": {"lat": 48.85, "lon": 2.35},
         "tags": ["a", "b"],
         "x": 1.5,

@@ -1,6 +1,7 @@
 """docker/*.Dockerfile and .dockerignore: hadolint-clean (no blanket ignores),
 multi-stage, pinned bases, non-root, CPU and CUDA variants for the model
-services, no torch in the gateway; plus the health-check script the images
+services, no torch in the gateway; each image's entry point imports with only
+the folders its Dockerfile copies; plus the health-check script the images
 and docker-compose use, run against a real gRPC server."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import fnmatch
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from tests import import_graph
 from tests.test_deploy_common import (
     DOCKERFILES,
     ROOT,
@@ -35,6 +38,15 @@ ALLOWED_INLINE_IGNORES = {
     "DL3008": "Ubuntu replaces apt package versions in place; the CUDA base tag is the pin",
 }
 MODEL_SERVICES = ("embedder", "captioner")
+# First-party packages an image may leave out although its entry point names
+# them, each only from inside a function (never at import time), and why.
+LEFT_OUT_ON_PURPOSE: dict[str, dict[str, str]] = {
+    "gateway": {
+        "embedder_service": "models in-process (embedded mode); the image calls the embedder over gRPC",
+        "caption_service": "models in-process (embedded mode); the image calls the captioner over gRPC",
+        "offline_training": "the `demo` command's scene generator, run from a checkout",
+    },
+}
 TORCH_PACKAGES = {"torch", "torchvision", "open-clip-torch", "open_clip_torch", "transformers"}
 
 
@@ -217,7 +229,16 @@ def test_dockerignore_keeps_exactly_what_the_images_copy() -> None:
         assert not _dockerignore_excludes(source), f".dockerignore drops {source}"
         if (ROOT / source).is_dir():
             assert not _dockerignore_excludes(f"{source}/x.py"), source
-    for unwanted in (".git", ".venv", "tests", "bench", "sample_images", "imgsearch/__pycache__"):
+    for unwanted in (
+        ".git",
+        ".venv",
+        "tests",
+        "bench",
+        "eval",
+        "offline_training",
+        "sample_images",
+        "imgsearch/__pycache__",
+    ):
         assert _dockerignore_excludes(unwanted), unwanted
 
 
@@ -253,3 +274,90 @@ async def test_health_check_script_against_a_real_server(name: str) -> None:
         assert await check("imgsearch.v1.NoSuchService") == 1
     finally:
         await running.server.stop(0)
+
+
+# --- per image: the import closure of the entry point, from the copied folders only ---
+
+
+def copied_packages(dockerfile: Path) -> set[str]:
+    """The first-party packages a Dockerfile COPYs from the build context."""
+    _args, stages = dockerfile_stages(dockerfile)
+    copied: set[str] = set()
+    for stage in stages:
+        for ins in stage.find("COPY"):
+            if "--from" in ins.args:
+                continue
+            words = [w for w in ins.args.split() if not w.startswith("--")]
+            for source in words[:-1]:
+                if (ROOT / source.rstrip("/") / "__init__.py").is_file():
+                    copied.add(source.rstrip("/"))
+    return copied
+
+
+def entry_module(dockerfile: Path) -> str:
+    """The module of the console script the runtime stage's ENTRYPOINT runs."""
+    _args, stages = dockerfile_stages(dockerfile)
+    (entry, *_rest) = exec_form(_runtime(stages).find("ENTRYPOINT")[-1].args)
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "scripts"
+    ]
+    return str(scripts[entry].split(":")[0])
+
+
+def image_closure(name: str) -> tuple[set[str], set[str]]:
+    """(copied packages, every first-party module the entry point can reach),
+    after checking that everything reached lies in a copied folder."""
+    dockerfile = services()[name].dockerfile
+    copied = copied_packages(dockerfile)
+    left_out = frozenset(LEFT_OUT_ON_PURPOSE.get(name, {}))
+    reached, skipped = import_graph.closure([entry_module(dockerfile)], skip=left_out)
+    eager = [e for e in skipped if not e.lazy]
+    assert not eager, f"{name}: imported at import time but left out of the image: {eager}"
+    outside = sorted(m for m in reached if m.split(".")[0] not in copied)
+    assert not outside, (
+        f"{dockerfile.name} copies {sorted(copied)}, but its entry point reaches {outside}"
+    )
+    return copied, reached
+
+
+@pytest.mark.parametrize("name", ["embedder", "captioner", "gateway"])
+def test_image_imports_its_entry_point_closure_from_copied_folders_only(name: str) -> None:
+    """Imports, for real, every module the image's entry point can reach (at
+    module level or in a function), in a fresh interpreter whose only
+    first-party code is the folders the Dockerfile copies (linked into a temp
+    dir); the other first-party packages are blocked so the venv's editable
+    install cannot stand in for them, and the gateway gets no torch."""
+    copied, reached = image_closure(name)
+    blocked = sorted(import_graph.first_party() - copied)
+    if name == "gateway":
+        blocked += ["torch", "torchvision", "open_clip", "transformers"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for package in copied:
+            (Path(tmp) / package).symlink_to(ROOT / package, target_is_directory=True)
+        code = f"""
+import importlib, sys
+sys.path.insert(0, {tmp!r})
+for blocked in {blocked!r}:
+    sys.modules[blocked] = None  # ImportError, as in the image
+outside = []
+for name in {sorted(reached)!r}:
+    module = importlib.import_module(name)
+    if not (getattr(module, "__file__", None) or "").startswith({tmp!r}):
+        outside.append((name, module.__file__))
+assert not outside, f"imported from outside the image's folders: {{outside}}"
+"""
+        proc = subprocess.run(
+            [sys.executable, "-I", "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+            timeout=300,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_product_images_carry_no_training_or_evaluation_code() -> None:
+    for name in ("embedder", "captioner", "gateway"):
+        copied = copied_packages(services()[name].dockerfile)
+        assert not copied & {"offline_training", "eval", "bench", "tests", "scripts"}, name

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from offline_models.pipeline_eval import evaluate_pipeline
+from offline_training.pipeline_eval import evaluate_pipeline
 
 BARS = {"colour_shape": 0.9, "with_size_or_position": 0.5, "captions_single_object": 0.8}
 

@@ -21,6 +21,7 @@ import pytest
 
 pytest.importorskip("qdrant_edge")
 
+from imgsearch.vectors import l2_normalise
 from search_gateway import domain as d
 from search_gateway.store import VectorStore, iter_points
 from search_gateway.store.edge_store import EdgeStore
@@ -51,13 +52,9 @@ WORDS = [
 TOL = 1e-4
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return (v / np.linalg.norm(v)).astype(np.float32)
-
-
 def _build() -> list[d.StoredPoint]:
     rng = np.random.default_rng(99)
-    centres = [_unit(rng.normal(size=DIM)) for _ in range(12)]
+    centres = [l2_normalise(rng.normal(size=DIM)) for _ in range(12)]
     points = []
     for i in range(N):
         sha = f"{i + 1000:064x}"
@@ -84,14 +81,14 @@ def _build() -> list[d.StoredPoint]:
             payload[d.CAPTIONED] = True
         else:
             payload[d.CAPTION_PENDING] = True
-        vec = _unit(centres[i % 12] + 0.35 * rng.normal(size=DIM))
+        vec = l2_normalise(centres[i % 12] + 0.35 * rng.normal(size=DIM))
         points.append(d.StoredPoint(d.point_id_for(sha), payload, vec))
     return points
 
 
 POINTS = _build()
 IDS = [p.id for p in POINTS]
-QUERIES = [POINTS[5].vector, POINTS[77].vector, _unit(np.ones(DIM)), POINTS[200].vector]
+QUERIES = [POINTS[5].vector, POINTS[77].vector, l2_normalise(np.ones(DIM)), POINTS[200].vector]
 
 
 @pytest.fixture(scope="module")

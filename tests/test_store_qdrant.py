@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from imgsearch.vectors import l2_normalise
 from search_gateway import domain as d
 from search_gateway.store import VectorStore, iter_points
 from search_gateway.store.qdrant_store import QdrantStore
@@ -38,13 +39,9 @@ CAPTIONS = {
 }
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return (v / np.linalg.norm(v)).astype(np.float32)
-
-
 def _build_points() -> list[d.StoredPoint]:
     rng = np.random.default_rng(1234)
-    centers = [_unit(rng.normal(size=DIM)) for _ in CITIES]
+    centers = [l2_normalise(rng.normal(size=DIM)) for _ in CITIES]
     points = []
     for i in range(N):
         cluster = i // 10
@@ -72,7 +69,7 @@ def _build_points() -> list[d.StoredPoint]:
             payload[d.CAPTION_PENDING] = False
         else:
             payload[d.CAPTION_PENDING] = True
-        vector = _unit(centers[cluster] + 0.05 * rng.normal(size=DIM))
+        vector = l2_normalise(centers[cluster] + 0.05 * rng.normal(size=DIM))
         points.append(d.StoredPoint(d.point_id_for(sha), payload, vector))
     return points
 

@@ -20,10 +20,23 @@ from imgsearch.errors import Unauthenticated
 
 _TENANT: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenant", default=None)
 
-# Methods anyone may call: probes and service discovery.
 DEFAULT_TENANT = "default"
 
-OPEN_METHODS = frozenset({"Check", "Watch", "ServerReflectionInfo"})
+# Methods anyone may call: probes and service discovery. Full method names
+# (/package.Service/Method), so an RPC of ours that happens to be called
+# `Check` still needs a key.
+OPEN_METHODS = frozenset(
+    {
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    }
+)
+
+
+def is_open(method: str) -> bool:
+    """True for the full method names that need no key (health, reflection)."""
+    return method in OPEN_METHODS
 
 
 def current_tenant() -> str | None:

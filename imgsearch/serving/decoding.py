@@ -21,15 +21,16 @@ T = TypeVar("T")
 
 @dataclass
 class Decoded(Generic[T]):
-    """Pre-processed items by request index, and (index, reason) for failures."""
+    """Pre-processed items by request index, and the reason per failed index."""
 
     good: list[tuple[int, T]] = field(default_factory=list)
-    errors: list[tuple[int, str]] = field(default_factory=list)
+    errors: dict[int, str] = field(default_factory=dict)
 
     def raise_first_error(self) -> None:
         """INVALID_ARGUMENT naming the first bad image, as the protos document."""
         if self.errors:
-            index, reason = self.errors[0]
+            index = min(self.errors)
+            reason = self.errors[index]
             more = f" (and {len(self.errors) - 1} more bad images)" if len(self.errors) > 1 else ""
             raise InvalidInput(f"image[{index}]: {reason}{more}")
 
@@ -50,7 +51,7 @@ async def decode_all(
     out: Decoded[T] = Decoded()
     for i, item in enumerate(results):
         if isinstance(item, ImageDecodeError):
-            out.errors.append((i, str(item)))
+            out.errors[i] = str(item)
         elif isinstance(item, BaseException):
             raise item
         else:

@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 
 from imgsearch.errors import ImgsearchError, InvalidInput
-from imgsearch.serving.auth import OPEN_METHODS, ApiKeys, set_tenant
+from imgsearch.serving.auth import ApiKeys, is_open, set_tenant
 from imgsearch.serving.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,9 @@ class ServiceInterceptor(aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method = handler_call_details.method.rsplit("/", 1)[-1]
-        if method in OPEN_METHODS:
+        if is_open(handler_call_details.method):
             return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
         parse = _parser(handler.request_deserializer, method)
         kinds = (
             ("unary_unary", grpc.unary_unary_rpc_method_handler, False, False),

@@ -8,16 +8,18 @@ and turns errors into one line on stderr and an exit code.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydantic.fields import FieldInfo
 
 from imgsearch.errors import ImgsearchError
 from imgsearch.serving.logs import configure_logging
 from search_gateway import domain as d
-from search_gateway.cli import admin_cmd, demo, index_cmd, search_cmd, serve_cmd, ui_cmd
+from search_gateway.cli import admin_cmd, demo, index_cmd, search_cmd, serve_cmd, shutdown, ui_cmd
+from search_gateway.cli.connect import NoIndex
+from search_gateway.cli.shutdown import EXIT_INTERRUPTED
 from search_gateway.settings import FLAT_NAMES, GatewaySettings
 
 # flag -> (settings keyword, metavar); help text and env name come from the settings.
@@ -94,8 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `imgsearch` command. Run as the process (argv None), it ends with
+    os._exit once its output is flushed: the interpreter's own teardown
+    (joining idle executor threads, gRPC and torch finalisers) took seconds,
+    longer than many commands themselves. Called with argv (the demo, tests)
+    it returns the exit code instead."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    code = run_command(args)
+    if argv is None or code == EXIT_INTERRUPTED:
+        shutdown.finish(code)
+    return code
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Runs a parsed command; errors become one line on stderr and an exit code."""
     level = (
         "DEBUG"
         if args.verbose >= 2
@@ -104,11 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else "WARNING"
     )
     configure_logging(level)
-    func: Callable[[argparse.Namespace], object] = args.func
+    func: Callable[[argparse.Namespace], Any] = args.func
     try:
         if getattr(args, "sync", False):
-            return int(func(args))  # type: ignore[call-overload]
-        return int(asyncio.run(func(args)))  # type: ignore[arg-type]
+            return int(func(args))
+        return int(shutdown.run(lambda: func(args)))
+    except NoIndex as exc:
+        print(f"imgsearch: {exc}", file=sys.stderr)
+        return 1
     except d.InvalidFilter as exc:  # includes FilterSyntaxError with its caret line
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -117,4 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if exc.status_name == "INVALID_ARGUMENT" else 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `imgsearch ... | head`: the reader has all it wants
+        shutdown.finish(0)
+        return 0

@@ -56,9 +56,38 @@ def settings_from(args: argparse.Namespace, **overrides: Any) -> GatewaySettings
     return GatewaySettings(**given)
 
 
+class NoIndex(Exception):
+    """The command needs an index and there is none (or it is empty)."""
+
+
+def collection_exists(s: GatewaySettings) -> bool | None:
+    """Whether the embedded collection exists on disk (None: a server, ask it)."""
+    if s.qdrant_url:
+        return None
+    data = Path(s.data_dir).expanduser()
+    edge = data / "edge" / s.collection / "shard"
+    local = data / "qdrant" / "collection" / s.collection
+    return edge.exists() or local.is_dir()
+
+
+def no_index_message(s: GatewaySettings, empty: bool = False) -> str:
+    where = f"collection '{s.collection}' in {s.data_dir}"
+    state = "is empty" if empty else "does not exist yet"
+    return f"the index ({where}) {state}: index a folder first with `imgsearch index DIR`"
+
+
 async def open_api(
-    args: argparse.Namespace, read_roots: Sequence[Path] = (), captions: bool = False
+    args: argparse.Namespace,
+    read_roots: Sequence[Path] = (),
+    captions: bool = False,
+    need_index: bool = False,
 ) -> GatewayAPI:
+    """The embedded core or a remote gateway.
+
+    need_index: raise NoIndex, before loading or creating anything, when the
+    embedded collection does not exist (so a query against a new data folder
+    neither loads a model nor binds the folder to it).
+    """
     if args.gateway:
         from imgsearch.serving.auth import bearer
         from imgsearch.serving.security import channel_credentials
@@ -70,6 +99,24 @@ async def open_api(
             args.gateway, credentials=channel_credentials(ca), metadata=bearer(key)
         )
     from search_gateway.assemble import build_core
+    from search_gateway.cli.lazy_models import CACHE_NAME, IdentityCache, LazyEmbedder
 
     settings = settings_from(args)
-    return await build_core(settings, read_roots=read_roots, with_captioner=captions)
+    if need_index and collection_exists(settings) is False:
+        raise NoIndex(no_index_message(settings))
+    embedder = None
+    if not settings.embedder.address:
+        cache = IdentityCache(Path(settings.data_dir).expanduser() / CACHE_NAME)
+        embedder = LazyEmbedder(settings, cache)
+    return await build_core(
+        settings, read_roots=read_roots, with_captioner=captions, embedder=embedder
+    )
+
+
+def abandon_models(api: GatewayAPI) -> None:
+    """After Ctrl-C: closing the API will not wait for a busy model thread."""
+    from search_gateway.cli.lazy_models import LazyEmbedder
+
+    embedder = getattr(api, "embedder", None)
+    if isinstance(embedder, LazyEmbedder):
+        embedder.abandon = True

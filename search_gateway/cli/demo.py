@@ -34,7 +34,7 @@ machine with internet, downloads them once into the Hugging Face cache:
 
 def write_samples(folder: Path, count: int, seed: int) -> int:
     """Sample scenes plus a metadata sidecar in the CLI's --meta-jsonl format."""
-    from offline_models.scenes import write_sample_folder
+    from offline_training.scenes import write_sample_folder
 
     records = write_sample_folder(folder, n=count, seed=seed)
     with open(folder / SIDE_CAR, "w", encoding="utf-8") as f:
@@ -51,7 +51,7 @@ def write_samples(folder: Path, count: int, seed: int) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from offline_models.registry import OFFLINE_MODEL_NAME
+    from imgsearch.model_choice import OFFLINE_MODEL_NAME
 
     cli: Callable[[Sequence[str]], int] = args.run_cli
     folder = Path(args.samples)

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
 from imgsearch.errors import InvalidInput
-from search_gateway.cli.connect import GatewayAPI, open_api
+from search_gateway.cli import shutdown
+from search_gateway.cli.connect import GatewayAPI, abandon_models, open_api
+from search_gateway.cli.enrich import enrich
 from search_gateway.cli.files import IMAGE_EXTENSIONS, find_images, load_sidecar
-from search_gateway.cli.output import IndexSummary, print_index_summary, progress
+from search_gateway.cli.output import IndexSummary, notice, print_index_summary, progress
+from search_gateway.cli.shutdown import EXIT_INTERRUPTED
 from search_gateway.ingest import IngestItem, IngestStatus
 from search_gateway.meta_syntax import parse_meta
+
+# After the first Ctrl-C: how long the images already in the pipeline may take
+# to be stored before the rest is abandoned (the issue asks for exit within 2 s).
+STOP_GRACE_S = 1.0
 
 
 def add_commands(sub: argparse._SubParsersAction, command: Any) -> None:  # type: ignore[type-arg]
@@ -69,55 +77,104 @@ async def run_index(args: argparse.Namespace) -> int:
         return 0
     meta = parse_meta(args.meta)
     sidecar = load_sidecar(Path(args.meta_jsonl)) if args.meta_jsonl else {}
+    for line in unmatched_sidecar_lines(sidecar, files):
+        notice(f"warning: {line}")
     api = await open_api(args, read_roots=[root], captions=args.with_captions)
     summary = IndexSummary()
-    sent: list[str] = []
+    sent: list[tuple[str, dict[str, Any]]] = []
+    present: list[tuple[str, dict[str, Any]]] = []
     remote = bool(args.gateway)
+    with shutdown.graceful(
+        "stopping: finishing the images in flight (Ctrl-C again to quit at once)"
+    ) as stop:
 
-    async def items() -> AsyncIterator[IngestItem]:
-        for path in files:
-            uri = str(path)
-            item_meta = {**meta, **sidecar.get(uri, {})}
-            common = dict(
-                uri=uri,
-                metadata=item_meta,
-                with_captions=args.with_captions,
-                near_duplicate_threshold=args.near_duplicates or 0.0,
-            )
-            if remote:  # the gateway cannot see this machine's files: send bytes
-                try:
-                    data = await asyncio.to_thread(path.read_bytes)
-                except OSError as exc:
-                    summary.counts[IngestStatus.FAILED] += 1
-                    summary.failures.append((uri, f"cannot read: {exc.strerror}"))
-                    bar.update(1)
-                    continue
-                sent.append(uri)
-                yield IngestItem(data=data, **common)  # type: ignore[arg-type]
-            else:
-                sent.append(uri)
-                yield IngestItem(path=uri, **common)  # type: ignore[arg-type]
+        async def items() -> AsyncIterator[IngestItem]:
+            for path in files:
+                if stop.is_set():
+                    return
+                uri = str(path)
+                item_meta = {**meta, **sidecar.get(uri, {})}
+                common = dict(
+                    uri=uri,
+                    metadata=item_meta,
+                    with_captions=args.with_captions,
+                    near_duplicate_threshold=args.near_duplicates or 0.0,
+                )
+                if remote:  # the gateway cannot see this machine's files: send bytes
+                    try:
+                        data = await asyncio.to_thread(path.read_bytes)
+                    except OSError as exc:
+                        summary.counts[IngestStatus.FAILED] += 1
+                        summary.failures.append((uri, f"cannot read: {exc.strerror}"))
+                        bar.update(1)
+                        continue
+                    sent.append((uri, item_meta))
+                    yield IngestItem(data=data, **common)  # type: ignore[arg-type]
+                else:
+                    sent.append((uri, item_meta))
+                    yield IngestItem(path=uri, **common)  # type: ignore[arg-type]
 
-    bar = progress(len(files), args.no_progress)
-    started = time.perf_counter()
-    try:
-        try:
+        async def consume() -> None:
             async for outcome in api.ingest(items()):
-                summary.counts[outcome.status] += 1
-                summary.caption_pending += outcome.caption_pending
+                summary.record(outcome)
                 if outcome.status is IngestStatus.FAILED:
-                    where = outcome.uri or sent[outcome.index]
+                    where = outcome.uri or sent[outcome.index][0]
                     summary.failures.append((where, f"{outcome.reason} [{outcome.error_code}]"))
+                elif outcome.status is IngestStatus.ALREADY_PRESENT:
+                    present.append((outcome.id, sent[outcome.index][1]))
                 bar.update(1)
+
+        bar = progress(len(files), args.no_progress)
+        started = time.perf_counter()
+        try:
+            summary.interrupted = not await run_until_stopped(consume(), stop, STOP_GRACE_S)
         finally:
             bar.close()
             summary.seconds = time.perf_counter() - started
-        print_index_summary(summary, len(files))
-        if args.with_captions and not args.no_wait_captions:
-            await finish_captions(api, args.no_progress)
-    finally:
-        await api.close()
+        try:
+            if summary.interrupted:
+                abandon_models(api)
+            else:
+                summary.enriched = await enrich(api, present, args.with_captions)
+            print_index_summary(summary, len(files))
+            waits = args.with_captions and not args.no_wait_captions
+            if waits and not summary.interrupted:
+                await finish_captions(api, args.no_progress)
+        finally:
+            await api.close()
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
     return 0 if summary.counts[IngestStatus.FAILED] == 0 or args.allow_failures else 3
+
+
+async def run_until_stopped(work: Awaitable[None], stop: asyncio.Event, grace_s: float) -> bool:
+    """Runs work; after stop is set, lets it finish for grace_s, then cancels
+    it. True when it ran to the end."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=grace_s)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return False
+        task.result()  # errors of the work surface here
+        return not stop.is_set()
+    finally:
+        stopped.cancel()
+
+
+def unmatched_sidecar_lines(sidecar: dict[str, dict[str, Any]], files: list[Path]) -> list[str]:
+    """One warning per sidecar entry that names no image found under the folder."""
+    found = {str(f) for f in files}
+    return [
+        f"--meta-jsonl names {name}, which is not an image under the folder: its metadata is unused"
+        for name in sidecar
+        if name not in found
+    ]
 
 
 async def finish_captions(api: GatewayAPI, no_progress: bool) -> None:

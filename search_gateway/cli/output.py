@@ -12,18 +12,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from search_gateway.ingest import IngestStatus
+from search_gateway.ingest import IngestOutcome, IngestStatus
 
 if TYPE_CHECKING:
+    from search_gateway.cli.enrich import EnrichReport
     from search_gateway.core import Hit, Stats
 
 
 @dataclass
 class IndexSummary:
     counts: dict[IngestStatus, int] = field(default_factory=lambda: dict.fromkeys(IngestStatus, 0))
+    near_duplicates: int = 0  # stored, marked duplicate_of (part of DUPLICATE)
+    identical_copies: int = 0  # byte-identical to a stored image: not stored (part of DUPLICATE)
     failures: list[tuple[str, str]] = field(default_factory=list)
     caption_pending: int = 0
     seconds: float = 0.0
+    interrupted: bool = False
+    enriched: EnrichReport | None = None
+
+    def record(self, outcome: IngestOutcome) -> None:
+        self.counts[outcome.status] += 1
+        self.caption_pending += outcome.caption_pending
+        if outcome.status is IngestStatus.DUPLICATE:
+            # A byte-identical copy reports the stored point's own id as duplicate_of.
+            if outcome.duplicate_of and outcome.duplicate_of != outcome.id:
+                self.near_duplicates += 1
+            else:
+                self.identical_copies += 1
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
 
 
 def progress(total: int, disabled: bool, desc: str = "indexing") -> Any:
@@ -40,21 +59,40 @@ def notice(text: str) -> None:
 
 def print_index_summary(s: IndexSummary, total: int) -> None:
     c = s.counts
-    rate = total / s.seconds if s.seconds > 0 else 0.0
-    print(f"indexed {total} images in {s.seconds:.1f} s ({rate:.1f} images/s)")
+    rate = s.done / s.seconds if s.seconds > 0 else 0.0
+    if s.interrupted:
+        print(f"interrupted after {s.done} of {total} images in {s.seconds:.1f} s")
+    else:
+        print(f"indexed {total} images in {s.seconds:.1f} s ({rate:.1f} images/s)")
+    stored = c[IngestStatus.ADDED] + s.near_duplicates
+    skipped = c[IngestStatus.ALREADY_PRESENT] + s.identical_copies
     print(
-        f"  added {c[IngestStatus.ADDED]} · already present {c[IngestStatus.ALREADY_PRESENT]}"
-        f" · duplicate {c[IngestStatus.DUPLICATE]} · failed {c[IngestStatus.FAILED]}"
+        f"  stored {stored} (new {c[IngestStatus.ADDED]} · near-duplicate {s.near_duplicates})"
+        f" · skipped {skipped} (already present {c[IngestStatus.ALREADY_PRESENT]}"
+        f" · identical copy {s.identical_copies}) · failed {c[IngestStatus.FAILED]}"
     )
+    e = s.enriched
+    if e is not None and (e.metadata_updated or e.captions_queued):
+        print(
+            f"  updated {e.metadata_updated} already-stored images' metadata"
+            f" · queued {e.captions_queued} of them for captions"
+        )
+    if e is not None and e.unsupported:
+        print(
+            f"  {e.unsupported} already-stored images not updated:"
+            " enriching works in embedded mode, not through --gateway"
+        )
     if s.caption_pending:
         print(f"  {s.caption_pending} captions pending (run `imgsearch recaption` later)")
+    if s.interrupted:
+        print("  everything listed as stored is in the index; run the same command to go on")
     if s.failures:
         print("failures:")
         for where, reason in s.failures:
             print(f"  {where}: {reason}")
 
 
-def hits_as_json(query: str, hits: Sequence[Hit]) -> str:
+def hits_as_json(query: str, hits: Sequence[Hit], first_rank: int = 1) -> str:
     return json.dumps(
         {
             "query": query,
@@ -67,7 +105,7 @@ def hits_as_json(query: str, hits: Sequence[Hit]) -> str:
                     "caption": h.caption,
                     "payload": h.payload,
                 }
-                for rank, h in enumerate(hits, 1)
+                for rank, h in enumerate(hits, first_rank)
             ],
         },
         indent=2,
@@ -75,13 +113,15 @@ def hits_as_json(query: str, hits: Sequence[Hit]) -> str:
     )
 
 
-def print_hits(hits: Sequence[Hit]) -> None:
+def print_hits(hits: Sequence[Hit], first_rank: int = 1) -> None:
+    """rank (continuing across pages), score, short id, path, caption."""
     if not hits:
         print("no results")
         return
-    print(f"{'rank':>4}  {'score':>6}  {'path':<50}  caption")
-    for rank, h in enumerate(hits, 1):
-        print(f"{rank:>4}  {h.score:>6.3f}  {short_path(h.uri, 50):<50}  {h.caption}")
+    print(f"{'rank':>4}  {'score':>6}  {'id':<8}  {'path':<50}  caption")
+    for rank, h in enumerate(hits, first_rank):
+        short = h.id[:8]
+        print(f"{rank:>4}  {h.score:>6.3f}  {short:<8}  {short_path(h.uri, 50):<50}  {h.caption}")
 
 
 def short_path(path: str, width: int) -> str:

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from imgsearch.errors import InvalidInput
-from search_gateway.cli.connect import open_api
-from search_gateway.cli.output import hits_as_json, print_hits
+from search_gateway import domain as d
+from search_gateway.cli.connect import (
+    GatewayAPI,
+    NoIndex,
+    no_index_message,
+    open_api,
+    settings_from,
+)
+from search_gateway.cli.ids import resolve_ids
+from search_gateway.cli.output import hits_as_json, notice, print_hits
 from search_gateway.core import SearchQuery
 from search_gateway.filter_syntax import parse_filters
 
@@ -44,7 +53,7 @@ def add_commands(sub: argparse._SubParsersAction, command: Any) -> None:  # type
 
     p = command("similar", "search by an image file or an indexed image's id")
     p.add_argument("image", nargs="?")
-    p.add_argument("--id", help="id of an indexed image ('more like this')")
+    p.add_argument("--id", help="id (or unambiguous id prefix) of an indexed image")
     add_search_options(p)
     p.set_defaults(func=run_similar)
 
@@ -64,16 +73,34 @@ def query_from(args: argparse.Namespace, **source: Any) -> SearchQuery:
     )
 
 
-async def search_and_show(args: argparse.Namespace, label: str, q: SearchQuery) -> int:
-    api = await open_api(args)
+async def open_index(args: argparse.Namespace) -> GatewayAPI:
+    """The API over an index that exists and holds images (else NoIndex, and
+    nothing was loaded or created)."""
+    api = await open_api(args, need_index=True)
+    try:
+        if (await api.stats()).count == 0:
+            raise NoIndex(no_index_message(settings_from(args), empty=True))
+    except BaseException:
+        await api.close()
+        raise
+    return api
+
+
+async def search_and_show(
+    args: argparse.Namespace, label: str, q: SearchQuery, api: GatewayAPI | None = None
+) -> int:
+    api = api or await open_index(args)
     try:
         hits = await api.search(q)
+        if not hits:
+            for warning in await explain_empty(api, q):
+                notice(f"warning: {warning}")
     finally:
         await api.close()
     if args.json:
-        print(hits_as_json(label, hits))
+        print(hits_as_json(label, hits, first_rank=q.offset + 1))
     else:
-        print_hits(hits)
+        print_hits(hits, first_rank=q.offset + 1)
     if args.html:
         from search_gateway.gallery import write_gallery
 
@@ -82,16 +109,52 @@ async def search_and_show(args: argparse.Namespace, label: str, q: SearchQuery) 
     return 0
 
 
+async def explain_empty(api: GatewayAPI, q: SearchQuery, sample: int = 100) -> list[str]:
+    """Why a search found nothing, when it is a likely mistake: a filter on a
+    field no stored image has, or an offset past the last result."""
+    warnings: list[str] = []
+    unfiltered = replace(q, filter=None, offset=0, k=sample, score_threshold=None)
+    seen = await api.search(unfiltered)
+    if q.filter is not None:
+        known = {key for h in seen for key in h.payload}
+        for key in sorted(filter_keys(q.filter)):
+            if key not in known:
+                fields = ", ".join(sorted(known - d.RESERVED_FIELDS)[:12]) or "none of their own"
+                warnings.append(
+                    f"no stored image has a field '{key}' (among the {len(seen)} nearest: {fields})"
+                )
+    elif q.offset and len(seen) <= q.offset:
+        warnings.append(f"--offset {q.offset} is past the last result ({len(seen)} in all)")
+    return warnings
+
+
+def filter_keys(flt: d.Filter) -> set[str]:
+    keys: set[str] = set()
+    for cond in (*flt.must, *flt.should, *flt.must_not):
+        if isinstance(cond, d.Filter):
+            keys |= filter_keys(cond)
+        elif hasattr(cond, "key"):
+            keys.add(cond.key)
+    return keys
+
+
 async def run_query(args: argparse.Namespace) -> int:
     text = " ".join(args.text)
-    return await search_and_show(args, text, query_from(args, text=text))
+    q = query_from(args, text=text)  # a bad filter fails before anything loads
+    return await search_and_show(args, text, q)
 
 
 async def run_similar(args: argparse.Namespace) -> int:
     if args.id:
-        return await search_and_show(
-            args, f"similar to {args.id}", query_from(args, point_id=args.id)
-        )
+        q = query_from(args)
+        api = await open_index(args)
+        try:
+            (point_id,) = await resolve_ids(api, [args.id])
+        except BaseException:
+            await api.close()
+            raise
+        q.point_id = point_id
+        return await search_and_show(args, f"similar to {args.id}", q, api)
     if not args.image:
         raise InvalidInput("give an image file or --id POINT_ID")
     data = Path(args.image).expanduser().read_bytes()

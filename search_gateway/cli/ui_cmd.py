@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from imgsearch.errors import InvalidInput
+from search_gateway.cli import shutdown
 from search_gateway.cli.connect import settings_from
 
 
@@ -42,5 +43,6 @@ async def run_ui(args: argparse.Namespace) -> int:
     for root in roots:
         if not root.is_dir():
             raise InvalidInput(f"--root {root}: not a folder")
-    await serve_ui(settings, port=args.port, host=args.host, read_roots=roots)
+    with shutdown.graceful("stopping the page (Ctrl-C again to quit at once)") as stop:
+        await serve_ui(settings, port=args.port, host=args.host, read_roots=roots, stop=stop)
     return 0

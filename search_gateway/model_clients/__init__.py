@@ -3,11 +3,10 @@ implementations: in-process wrappers (local.py, the embedded mode) and gRPC
 stubs to the model services (remote.py)."""
 
 from search_gateway.model_clients.base import (
-    CaptionBatch,
     Captioner,
     Embedder,
-    EmbedderIdentity,
+    ImageCaptions,
     ImageVectors,
 )
 
-__all__ = ["CaptionBatch", "Captioner", "Embedder", "EmbedderIdentity", "ImageVectors"]
+__all__ = ["Captioner", "Embedder", "ImageCaptions", "ImageVectors"]

@@ -4,40 +4,19 @@ plain types, so the gateway code is identical in embedded and service mode."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class EmbedderIdentity:
-    """Which model makes the vectors; stored with the collection."""
-
-    model: str
-    pretrained: str
-    dimension: int
-
-
-@dataclass
-class ImageVectors:
-    """One vector per image (None where it failed) and why each failure."""
-
-    vectors: list[np.ndarray | None]
-    errors: dict[int, str] = field(default_factory=dict)
-
-
-@dataclass
-class CaptionBatch:
-    """One caption per image (None where it failed), and the captioning model."""
-
-    captions: list[str | None]
-    model: str
-    errors: dict[int, str] = field(default_factory=dict)
+from imgsearch.results import ImageCaptions, ImageVectors
+from search_gateway.domain import CollectionSpec
 
 
 class Embedder(Protocol):
-    async def identity(self) -> EmbedderIdentity: ...
+    async def identity(self) -> CollectionSpec:
+        """Which model makes the vectors (model, pretrained tag, dimension): the
+        same record the store keeps with the collection."""
+        ...
 
     async def embed_images(
         self, images: Sequence[bytes], timeout: float | None = None
@@ -55,6 +34,6 @@ class Embedder(Protocol):
 class Captioner(Protocol):
     async def caption_images(
         self, images: Sequence[bytes], timeout: float | None = None
-    ) -> CaptionBatch: ...
+    ) -> ImageCaptions: ...
 
     async def close(self) -> None: ...

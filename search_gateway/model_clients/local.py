@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from imgsearch.results import ImageCaptions, ImageVectors
 from imgsearch.serving.decoding import decode_all
-from search_gateway.model_clients.base import CaptionBatch, EmbedderIdentity, ImageVectors
+from search_gateway.domain import CollectionSpec
 
 if TYPE_CHECKING:
     from caption_service.model import BlipCaptioner, CaptionOptions
@@ -29,18 +30,18 @@ class LocalEmbedder:
         self._decode = ThreadPoolExecutor(decode_workers or os.cpu_count() or 2, "decode")
         self._infer = ThreadPoolExecutor(1, "infer")
 
-    async def identity(self) -> EmbedderIdentity:
+    async def identity(self) -> CollectionSpec:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._infer, self.model.warmup)
         info = self.model.info
-        return EmbedderIdentity(info.model, info.pretrained, info.dimension)
+        return CollectionSpec(info.model, info.pretrained, info.dimension)
 
     async def embed_images(
         self, images: Sequence[bytes], timeout: float | None = None
     ) -> ImageVectors:
         loop = asyncio.get_running_loop()
         decoded = await decode_all(self._decode, self.model.preprocess_image, images)
-        out = ImageVectors(vectors=[None] * len(images), errors=dict(decoded.errors))
+        out = ImageVectors([None] * len(images), decoded.errors)
         good = decoded.good
         for start in range(0, len(good), self.batch_size):
             chunk = good[start : start + self.batch_size]
@@ -48,7 +49,7 @@ class LocalEmbedder:
                 self._infer, self.model.encode_image_batch, [t for _, t in chunk]
             )
             for (i, _), row in zip(chunk, rows, strict=True):
-                out.vectors[i] = row
+                out.values[i] = row
         return out
 
     async def embed_texts(self, texts: Sequence[str], timeout: float | None = None) -> np.ndarray:
@@ -71,7 +72,7 @@ class LocalCaptioner:
 
     async def caption_images(
         self, images: Sequence[bytes], timeout: float | None = None
-    ) -> CaptionBatch:
+    ) -> ImageCaptions:
         from caption_service.model import CaptionOptions
 
         loop = asyncio.get_running_loop()
@@ -80,7 +81,7 @@ class LocalCaptioner:
             self._infer, self.model.caption_images, list(images), options
         )
         captions = [None if i in result.errors else c for i, c in enumerate(result.captions)]
-        return CaptionBatch(captions=captions, model=self.model.model_id, errors=result.errors)
+        return ImageCaptions(captions, result.errors, model=self.model.model_id)
 
     async def close(self) -> None:
         self._infer.shutdown(wait=True)

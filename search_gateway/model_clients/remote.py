@@ -28,8 +28,9 @@ from imgsearch.errors import (
     Unauthenticated,
     Unavailable,
 )
+from imgsearch.results import ImageCaptions, ImageVectors
 from imgsearch.v1 import captioner_pb2, captioner_pb2_grpc, embedder_pb2, embedder_pb2_grpc
-from search_gateway.model_clients.base import CaptionBatch, EmbedderIdentity, ImageVectors
+from search_gateway.domain import CollectionSpec
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -123,9 +124,9 @@ class RemoteEmbedder:
         self._metadata = tuple(metadata)
         self._channel = open_channel(address, "imgsearch.v1.Embedder", credentials)
         self._stub = embedder_pb2_grpc.EmbedderStub(self._channel)
-        self._identity: EmbedderIdentity | None = None
+        self._identity: CollectionSpec | None = None
 
-    async def identity(self) -> EmbedderIdentity:
+    async def identity(self) -> CollectionSpec:
         if self._identity is None:
             try:
                 info = await self._stub.Info(
@@ -136,7 +137,7 @@ class RemoteEmbedder:
                 )
             except grpc.aio.AioRpcError as err:
                 raise translate(err, f"embedder at {self.address}") from err
-            self._identity = EmbedderIdentity(info.model, info.pretrained, info.dimension)
+            self._identity = CollectionSpec(info.model, info.pretrained, info.dimension)
         return self._identity
 
     async def embed_images(
@@ -151,11 +152,10 @@ class RemoteEmbedder:
             )
         except grpc.aio.AioRpcError as err:
             raise translate(err, f"embedder at {self.address}") from err
-        out = ImageVectors(
-            vectors=[vectors.decode(v, dim) if v else None for v in reply.vectors],
-            errors={e.index: e.reason for e in reply.errors},
+        return ImageVectors(
+            [vectors.decode(v, dim) if v else None for v in reply.vectors],
+            {e.index: e.reason for e in reply.errors},
         )
-        return out
 
     async def embed_texts(self, texts: Sequence[str], timeout: float | None = None) -> np.ndarray:
         dim = (await self.identity()).dimension
@@ -196,7 +196,7 @@ class RemoteCaptioner:
 
     async def caption_images(
         self, images: Sequence[bytes], timeout: float | None = None
-    ) -> CaptionBatch:
+    ) -> ImageCaptions:
         try:
             reply = await self._stub.Caption(
                 captioner_pb2.CaptionRequest(
@@ -209,7 +209,7 @@ class RemoteCaptioner:
             raise translate(err, f"captioner at {self.address}") from err
         failed = {e.index: e.reason for e in reply.errors}
         captions = [None if i in failed else c for i, c in enumerate(reply.captions)]
-        return CaptionBatch(captions=captions, model=reply.model, errors=failed)
+        return ImageCaptions(captions, failed, model=reply.model)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -1,8 +1,13 @@
-"""The storage interface every engine implements (qdrant-client now, Qdrant Edge later).
+"""The storage interface every engine implements (qdrant-client and Qdrant Edge).
 
-Handlers and jobs depend on this Protocol only. Ids are canonical UUID
-strings, vectors are L2-normalised float32 numpy arrays, payloads are plain
-JSON-like dicts (datetimes as RFC 3339 strings, geo as {"lat", "lon"}).
+Handlers and jobs depend on this Protocol only, through AsyncStore
+(store/async_store.py) and the caller's TenantScope (tenancy.py). A new
+method goes here, on PolicyStore (store/policy.py) with its engine hooks in
+both adapters, as one line on AsyncStore and, scoped, on TenantScope.
+
+Ids are canonical UUID strings, vectors are L2-normalised float32 numpy
+arrays, payloads are plain JSON-like dicts (datetimes as RFC 3339 strings,
+geo as {"lat", "lon"}).
 Engines raise the domain errors: ModelMismatch, InvalidFilter,
 InvalidPointId, PointNotFound, StoreUnavailable.
 """

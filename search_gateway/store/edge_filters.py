@@ -49,15 +49,8 @@ class EdgeDialect:
     def match_any(self, key: str, values: list[str] | list[int]) -> EdgeCondition:
         return qe.FieldCondition(key, match=qe.MatchAny(values))
 
-    def range(
-        self,
-        key: str,
-        gt: float | None,
-        gte: float | None,
-        lt: float | None,
-        lte: float | None,
-    ) -> EdgeCondition:
-        return qe.FieldCondition(key, range=qe.RangeFloat(gt=gt, gte=gte, lt=lt, lte=lte))
+    def range(self, key: str, bounds: dict[str, float | None]) -> EdgeCondition:
+        return qe.FieldCondition(key, range=qe.RangeFloat(**bounds))
 
     def datetime_range(self, key: str, bounds: dict[str, str]) -> EdgeCondition:
         return qe.FieldCondition(key, range=qe.RangeDateTime(**bounds))

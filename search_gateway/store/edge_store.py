@@ -41,13 +41,8 @@ from search_gateway.store.edge_schema import (
     shard_dense_size,
     sparse,
 )
-from search_gateway.store.policy import (
-    PointWrite,
-    PolicyStore,
-    Unrecorded,
-    named_vectors,
-    stored_point,
-)
+from search_gateway.store.engine import PointWrite, Unrecorded, named_vectors, stored_point
+from search_gateway.store.policy import PolicyStore
 
 __all__ = ["MODEL_RECORD", "RRF_K", "EdgeStore", "EdgeTuning"]
 

@@ -33,16 +33,13 @@ class FilterDialect(Protocol[F, C]):
 
     def match_any(self, key: str, values: list[str] | list[int]) -> C: ...
 
-    def range(
-        self,
-        key: str,
-        gt: float | None,
-        gte: float | None,
-        lt: float | None,
-        lte: float | None,
-    ) -> C: ...
+    def range(self, key: str, bounds: dict[str, float | None]) -> C:
+        """Numeric range; bounds has gt, gte, lt, lte (None: open)."""
+        ...
 
-    def datetime_range(self, key: str, bounds: dict[str, str]) -> C: ...
+    def datetime_range(self, key: str, bounds: dict[str, str]) -> C:
+        """Datetime range; bounds has only the closed ends, as RFC 3339 UTC text."""
+        ...
 
     def geo_radius(self, key: str, lat: float, lon: float, radius_m: float) -> C: ...
 
@@ -79,7 +76,7 @@ class FilterTranslation(Generic[F, C]):
         if isinstance(c, d.MatchAny):
             return x.match_any(c.key, cast("list[str] | list[int]", list(c.values)))
         if isinstance(c, d.Range):
-            return x.range(c.key, c.gt, c.gte, c.lt, c.lte)
+            return x.range(c.key, {name: getattr(c, name) for name in _BOUNDS})
         if isinstance(c, d.DatetimeRange):
             bounds: dict[str, str] = {}
             for name in _BOUNDS:

@@ -4,25 +4,24 @@
 model record and adoption of an unrecorded collection, caption-term writes,
 delete-by-filter, hybrid prefetch depth and stable paging. An engine adapter
 (store/qdrant_store.py for qdrant-client, store/edge_store.py for Qdrant
-Edge) subclasses it and supplies only the `_engine_*` hooks: one engine
-call each, on canonical ids, checked vectors and the engine's own filter
-objects. A rule changed here changes for both engines, which is what the
-congruence tests (tests/test_store_congruence.py) hold them to.
+Edge) subclasses it and supplies only the `_engine_*` hooks (store/engine.py):
+one engine call each, on canonical ids, checked vectors and the engine's
+own filter objects. A rule changed here changes for both engines, which is
+what the congruence tests (tests/test_store_congruence.py) hold them to.
 """
 
 from __future__ import annotations
 
 import contextlib
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
 from search_gateway import domain as d
-from search_gateway.caption_terms import SparseTerms, document_terms, query_terms
-from search_gateway.store.base import ScrollPage, canonical_id, checked_vector, unique_ids
+from search_gateway.caption_terms import document_terms, query_terms
+from search_gateway.store.base import ScrollPage, checked_vector, unique_ids
+from search_gateway.store.engine import EngineHooks, PointWrite
 from search_gateway.store.filter_translation import FilterTranslation
 
 F = TypeVar("F")  # the engine's filter class
@@ -37,40 +36,6 @@ UNRECORDED_MODEL = "unknown (no imgsearch model record)"
 _Query = Callable[[int, int], list[d.ScoredPoint]]
 
 
-@dataclass(frozen=True)
-class PointWrite:
-    """One point as an engine writes it: canonical id, checked vector, terms."""
-
-    id: str
-    dense: list[float]
-    terms: SparseTerms | None  # caption terms; None when the point has no caption words
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Unrecorded:
-    """What an engine knows of a collection that carries no model record."""
-
-    dimension: int | None  # of the dense vector, when readable
-    empty: bool
-
-
-def stored_point(raw_id: Any, payload: dict[str, Any] | None, vectors: Any) -> d.StoredPoint:
-    """An engine's record as a StoredPoint: canonical id, the dense vector if fetched."""
-    vector = None
-    if isinstance(vectors, dict) and d.DENSE_VECTOR in vectors:
-        vector = np.asarray(vectors[d.DENSE_VECTOR], dtype=np.float32)
-    return d.StoredPoint(id=canonical_id(raw_id), payload=payload or {}, vector=vector)
-
-
-def named_vectors(point: PointWrite, sparse: Callable[[SparseTerms], Any]) -> dict[str, Any]:
-    """The vectors of a point write, caption terms in the engine's sparse class."""
-    vectors: dict[str, Any] = {d.DENSE_VECTOR: point.dense}
-    if point.terms is not None:
-        vectors[d.CAPTION_VECTOR] = sparse(point.terms)
-    return vectors
-
-
 def hybrid_depth(k: int, offset: int) -> int:
     """How deep each hybrid prefetch goes.
 
@@ -80,7 +45,7 @@ def hybrid_depth(k: int, offset: int) -> int:
     return min(1000, max(50, 3 * (k + offset)))
 
 
-class PolicyStore(ABC, Generic[F]):
+class PolicyStore(EngineHooks[F]):
     """A VectorStore over one engine: the rules here, the engine calls in hooks."""
 
     # True where the engine orders equal scores differently for different
@@ -331,103 +296,3 @@ class PolicyStore(ABC, Generic[F]):
         if not self._engine_retrieve([pid], with_payload=False, with_vectors=False):
             raise d.PointNotFound(f"no point with id {pid}")
         return pid
-
-    # --- engine hooks: one engine call each -------------------------------------
-
-    @abstractmethod
-    def _engine_exists(self) -> bool:
-        """Whether the collection's data exists."""
-
-    @abstractmethod
-    def _engine_create(self, spec: d.CollectionSpec) -> None:
-        """Creates the collection for spec, with its model record (ModelMismatch
-        where a record of another model is left without data)."""
-
-    @abstractmethod
-    def _engine_record(self) -> d.CollectionSpec | None:
-        """The recorded spec, or None when there is no (valid) record."""
-
-    @abstractmethod
-    def _engine_unrecorded(self) -> Unrecorded:
-        """Dimension and emptiness of a collection that has no record."""
-
-    @abstractmethod
-    def _engine_write_record(self, spec: d.CollectionSpec) -> None:
-        """Records spec as the collection's model."""
-
-    @abstractmethod
-    def _engine_attach(self, spec: d.CollectionSpec) -> None:
-        """Readies a checked collection for use (load it, tune it)."""
-
-    @abstractmethod
-    def _engine_indexed_fields(self) -> Collection[str]:
-        """Payload fields that already have an index."""
-
-    @abstractmethod
-    def _engine_create_index(self, field: str, kind: d.IndexKind) -> None:
-        """Creates the payload index of one field."""
-
-    @abstractmethod
-    def _engine_retrieve(
-        self, ids: list[str], *, with_payload: bool, with_vectors: bool
-    ) -> list[d.StoredPoint]:
-        """The points of these ids that exist (payload {} without with_payload)."""
-
-    @abstractmethod
-    def _engine_count(self, flt: F | None) -> int:
-        """Exact number of points matching flt."""
-
-    @abstractmethod
-    def _engine_scroll(
-        self, flt: F | None, limit: int, offset: str | None, *, with_payload: bool
-    ) -> tuple[list[d.StoredPoint], str | None]:
-        """One page in id order and the canonical id the next page starts at."""
-
-    @abstractmethod
-    def _engine_upsert(self, points: list[PointWrite]) -> None:
-        """Writes points whole; a point without terms loses its old ones."""
-
-    @abstractmethod
-    def _engine_set_terms(self, point_id: str, terms: SparseTerms | None) -> None:
-        """Replaces (or, with None, deletes) one point's caption terms."""
-
-    @abstractmethod
-    def _engine_set_payload(self, point_id: str, fields: dict[str, Any]) -> None:
-        """Overwrites these payload keys of one point."""
-
-    @abstractmethod
-    def _engine_delete(self, ids: list[str]) -> None:
-        """Deletes these (existing) points."""
-
-    @abstractmethod
-    def _engine_nearest(
-        self,
-        dense: list[float],
-        flt: F | None,
-        limit: int,
-        offset: int,
-        score_threshold: float | None,
-    ) -> list[d.ScoredPoint]:
-        """Cosine nearest neighbours of the dense vector."""
-
-    @abstractmethod
-    def _engine_caption_nearest(
-        self, terms: SparseTerms, flt: F | None, limit: int, offset: int
-    ) -> list[d.ScoredPoint]:
-        """Best caption matches of the query terms (BM25 through the IDF modifier)."""
-
-    @abstractmethod
-    def _engine_fused(
-        self,
-        dense: list[float],
-        terms: SparseTerms | None,
-        depth: int,
-        flt: F | None,
-        limit: int,
-        offset: int,
-    ) -> list[d.ScoredPoint]:
-        """RRF over a dense and (with terms) a caption prefetch, each `depth` deep."""
-
-    @abstractmethod
-    def _engine_close(self) -> None:
-        """Releases the engine."""

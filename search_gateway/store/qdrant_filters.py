@@ -33,15 +33,8 @@ class QdrantDialect:
     def match_any(self, key: str, values: list[str] | list[int]) -> QdrantCondition:
         return models.FieldCondition(key=key, match=models.MatchAny(any=values))
 
-    def range(
-        self,
-        key: str,
-        gt: float | None,
-        gte: float | None,
-        lt: float | None,
-        lte: float | None,
-    ) -> QdrantCondition:
-        return models.FieldCondition(key=key, range=models.Range(gt=gt, gte=gte, lt=lt, lte=lte))
+    def range(self, key: str, bounds: dict[str, float | None]) -> QdrantCondition:
+        return models.FieldCondition(key=key, range=models.Range(**bounds))
 
     def datetime_range(self, key: str, bounds: dict[str, str]) -> QdrantCondition:
         return models.FieldCondition(key=key, range=models.DatetimeRange(**bounds))  # type: ignore[arg-type]

@@ -24,13 +24,8 @@ from search_gateway import domain as d
 from search_gateway.caption_terms import SparseTerms
 from search_gateway.store import qdrant_schema as schema
 from search_gateway.store.base import canonical_id
-from search_gateway.store.policy import (
-    PointWrite,
-    PolicyStore,
-    Unrecorded,
-    named_vectors,
-    stored_point,
-)
+from search_gateway.store.engine import PointWrite, Unrecorded, named_vectors, stored_point
+from search_gateway.store.policy import PolicyStore
 from search_gateway.store.qdrant_errors import unavailable_reason
 from search_gateway.store.qdrant_filters import QDRANT_FILTERS
 

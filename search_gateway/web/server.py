@@ -92,9 +92,10 @@ async def serve_ui(
     port: int = 8080,
     host: str = "127.0.0.1",
     read_roots: Sequence[Path] = (),
-    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """`imgsearch ui`: the page over the embedded index until SIGINT/SIGTERM.
+    """`imgsearch ui`: the page over the embedded index until `stop` is set
+    (without one: until SIGINT/SIGTERM).
 
     Loopback by default: with no API keys configured, anyone who can reach the
     port can search and delete.
@@ -102,17 +103,20 @@ async def serve_ui(
     from search_gateway.assemble import build_core
 
     core = await build_core(settings, read_roots=list(read_roots))
-    web_server = await start_web_server(
-        core, settings, port=port, host=host, read_roots=read_roots,
-        api_keys=settings.api_keys(),
-    )  # fmt: skip
+    try:
+        web_server = await start_web_server(
+            core, settings, port=port, host=host, read_roots=read_roots,
+            api_keys=settings.api_keys(),
+        )  # fmt: skip
+    except BaseException:
+        await core.close()
+        raise
     print(f"imgsearch page: {web_server.url}  (Ctrl-C stops)", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if ready is not None:
-        ready.set()
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

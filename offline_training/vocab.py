@@ -14,7 +14,7 @@ from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, 
 from tokenizers.models import WordLevel
 from transformers import PreTrainedTokenizerFast
 
-from offline_models import scenes
+from offline_training import scenes
 
 PAD, UNK, CLS, SEP, DEC = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[DEC]"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, CLS, SEP, DEC)

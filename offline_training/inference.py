@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from offline_models import quality, scenes
 from offline_models.registry import offline_blip_dir, register_offline_clip
+from offline_training import quality, scenes
 
 HELD_OUT_SEED = 900_001  # training uses seeds 1 (CLIP) and 2 (BLIP)
 

@@ -301,7 +301,7 @@ def write_sample_folder(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m offline_models.scenes --out sample_images --n 200 --seed 7``."""
+    """``python -m offline_training.scenes --out sample_images --n 200 --seed 7``."""
     import argparse
 
     p = argparse.ArgumentParser(description="Write a folder of synthetic scenes + metadata.jsonl")

@@ -7,7 +7,7 @@ soft multi-positive targets over every compatible (image, text) pair instead of 
 diagonal only. Images go through the exact eval transform open_clip returns for the
 registered model, so inference through open_clip sees what training saw.
 
-    python -m offline_models.train_clip --out offline_models/weights/clip --steps 900 --seed 1
+    python -m offline_training.train_clip --out offline_models/weights/clip --steps 900 --seed 1
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 
-from offline_models import registry, scenes, vocab
+from offline_models import registry
+from offline_training import scenes, vocab
 
 _ATTR_VALUES: dict[str, tuple[str, ...]] = {
     "colour": tuple(scenes.COLOURS),

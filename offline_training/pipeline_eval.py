@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from offline_models import quality, scenes
-from offline_models.inference import HELD_OUT_SEED
 from offline_models.registry import OFFLINE_MODEL_NAME
+from offline_training import quality, scenes
+from offline_training.inference import HELD_OUT_SEED
 
 CAMERAS = ("cam-01", "cam-02", "cam-03")
 

@@ -5,7 +5,7 @@ and position) so the captions stored next to each image name everything in it.
 Inputs follow BLIP's conventions: the decoder starts from ``bos_token_id`` ([DEC],
 which ``generate`` also uses) and stops at ``sep_token_id`` ([SEP]).
 
-    python -m offline_models.train_blip --out offline_models/weights/blip --steps 2000 --seed 2
+    python -m offline_training.train_blip --out offline_models/weights/blip --steps 2000 --seed 2
 
 Continue from a checkpoint with ``--init <copy of weights/blip>`` (new seed, lower lr).
 """
@@ -23,7 +23,8 @@ from typing import Any, cast
 
 import torch
 
-from offline_models import registry, scenes, vocab
+from offline_models import registry
+from offline_training import scenes, vocab
 
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from offline_models import scenes
+from offline_training import scenes
 
 Mention = Mapping[str, str]
 ObjectLike = Mapping[str, str] | scenes.SceneObject
