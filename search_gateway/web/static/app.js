@@ -372,13 +372,25 @@ async function openDetail(hit) {
   const offsetKey = VIDEO_OFFSET_KEYS.find((k) => hit.payload && k in hit.payload);
   $("#detail-video").hidden = !offsetKey;
   if (!dlg.open) dlg.showModal();
+  const frame = $("#detail-frame");
+  frame.hidden = true;
+  frame.removeAttribute("src");
+  img.hidden = false;
   if (offsetKey) {
+    // A video frame: the thumbnail at once, then the video itself paused at
+    // that second when the server may serve the file (range requests keep
+    // that cheap; with keys the file must come through fetch, so only the link).
     const seconds = Number(plain(hit.payload[offsetKey]));
     $("#detail-video-link span").textContent = `${seconds.toFixed(1)} s`;
+    img.src = await blobUrl(`/v1/thumbnails/${encodeURIComponent(hit.id)}`).catch(() => "");
     media(`/v1/points/${encodeURIComponent(hit.id)}/original`).then((url) => {
       $("#detail-video-link").href = `${url}#t=${seconds}`;
+      if (!state.caps.authRequired && dlg.dataset.id === hit.id) {
+        frame.src = `${url}#t=${seconds}`;
+        frame.hidden = false;
+        img.hidden = true;
+      }
     }).catch(() => { $("#detail-video").hidden = true; });
-    img.src = await blobUrl(`/v1/thumbnails/${encodeURIComponent(hit.id)}`).catch(() => "");
     return;
   }
   // The original when the server can read it, else the thumbnail.
@@ -392,7 +404,10 @@ async function openDetail(hit) {
 // Without keys the browser can fetch the file itself (range requests for a
 // long video); with keys it must carry the header, so it is fetched here.
 async function media(path) {
-  return state.caps.authRequired ? blobUrl(path) : path;
+  if (state.caps.authRequired) return blobUrl(path);
+  const r = await fetch(path, { method: "HEAD" });
+  if (!r.ok) throw new ApiError(r.status, "NOT_FOUND", "the original is not served");
+  return path;
 }
 
 function moreLikeThis() {
