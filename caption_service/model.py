@@ -15,13 +15,14 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple, cast
 
 import torch
 
 from caption_service.model_spec import DEFAULT_MODEL, resolve
 from imgsearch.errors import InvalidInput
-from imgsearch.images import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb
+from imgsearch.images import DEFAULT_MAX_PIXELS, decode_rgb
 from imgsearch.inference import InferenceModel
 from imgsearch.precision import (
     DTYPES,
@@ -30,6 +31,7 @@ from imgsearch.precision import (
     resolve_device,
     resolve_precision,
 )
+from imgsearch.serving.decoding import decode_each, in_batches
 
 log = logging.getLogger(__name__)
 
@@ -274,18 +276,11 @@ class BlipCaptioner(InferenceModel):
         """Captions encoded images; bad ones are reported, not raised."""
         options = options or CaptionOptions()
         self.check_options(options)
-        result = CaptionList([""] * len(images), {})
-        good: list[tuple[int, torch.Tensor]] = []
-        for i, data in enumerate(images):
-            try:
-                good.append((i, self.preprocess_image(data)))
-            except ImageDecodeError as exc:
-                result.errors[i] = str(exc)
-        for start in range(0, len(good), batch_size):
-            chunk = good[start : start + batch_size]
-            captions = self.caption_batch([t for _, t in chunk], options)
-            for (i, _), caption in zip(chunk, captions, strict=True):
-                result.captions[i] = caption
+        decoded = decode_each(self.preprocess_image, images)
+        result = CaptionList([""] * len(images), decoded.errors)
+        run = partial(self.caption_batch, options=options)
+        for i, caption in in_batches(decoded.good, run, batch_size):
+            result.captions[i] = caption
         return result
 
 

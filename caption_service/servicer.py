@@ -6,6 +6,7 @@ from grpc import aio
 
 from caption_service.runtime import CaptionRuntime
 from imgsearch.errors import NotReady
+from imgsearch.serving.info import serving_info
 from imgsearch.v1 import captioner_pb2, captioner_pb2_grpc, common_pb2
 
 
@@ -34,20 +35,14 @@ class CaptionerServicer(captioner_pb2_grpc.CaptionerServicer):
     async def Info(
         self, request: captioner_pb2.CaptionerInfoRequest, context: aio.ServicerContext
     ) -> captioner_pb2.CaptionerInfo:
-        if not self.runtime.ready:
-            raise NotReady("model is loading; retry shortly")
+        serving = serving_info(self.runtime, self.runtime.limits, self.max_image_pixels)
         info = self.runtime.model.info
         limits = self.runtime.limits
         return captioner_pb2.CaptionerInfo(
             model=info.model,
             device=info.device,
             precision=info.precision,
-            max_batch_size=limits.max_batch_size,
-            max_items_per_request=limits.max_items_per_request,
-            max_image_pixels=self.max_image_pixels,
-            max_request_bytes=limits.max_request_bytes,
             max_new_tokens_limit=limits.max_new_tokens_limit,
             max_beams=limits.max_beams,
-            items_served=self.runtime.items_served,
-            model_batches=self.runtime.model_batches,
+            **serving,
         )

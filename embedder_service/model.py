@@ -23,10 +23,11 @@ import torch
 from embedder_service.backends import AUTO, Backend, create_backend
 from embedder_service.model_spec import resolve
 from imgsearch.errors import InvalidInput
-from imgsearch.images import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_rgb
+from imgsearch.images import DEFAULT_MAX_PIXELS, decode_rgb
 from imgsearch.inference import InferenceModel
 from imgsearch.precision import resolve_device
 from imgsearch.results import ImageVectors
+from imgsearch.serving.decoding import decode_each, in_batches
 
 log = logging.getLogger(__name__)
 
@@ -180,18 +181,10 @@ class ClipEmbedder(InferenceModel):
     # -- in-process conveniences ------------------------------------------
     def embed_images(self, images: Sequence[bytes], batch_size: int = 32) -> ImageVectors:
         """Embeds encoded images; bad ones are reported, not raised."""
-        result = ImageVectors([None] * len(images))
-        good: list[tuple[int, torch.Tensor]] = []
-        for i, data in enumerate(images):
-            try:
-                good.append((i, self.preprocess_image(data)))
-            except ImageDecodeError as exc:
-                result.errors[i] = str(exc)
-        for start in range(0, len(good), batch_size):
-            chunk = good[start : start + batch_size]
-            vectors = self.encode_image_batch([t for _, t in chunk])
-            for (i, _), v in zip(chunk, vectors, strict=True):
-                result.values[i] = v
+        decoded = decode_each(self.preprocess_image, images)
+        result = ImageVectors([None] * len(images), decoded.errors)
+        for i, vector in in_batches(decoded.good, self.encode_image_batch, batch_size):
+            result.values[i] = vector
         return result
 
     def embed_texts(

@@ -6,7 +6,7 @@ from grpc import aio
 
 from embedder_service.runtime import EmbedderRuntime
 from imgsearch import vectors
-from imgsearch.errors import NotReady
+from imgsearch.serving.info import serving_info
 from imgsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 
 
@@ -38,10 +38,8 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
     async def Info(
         self, request: embedder_pb2.InfoRequest, context: aio.ServicerContext
     ) -> embedder_pb2.EmbedderInfo:
-        if not self.runtime.ready:
-            raise NotReady("model is loading; retry shortly")
+        serving = serving_info(self.runtime, self.runtime.limits, self.max_image_pixels)
         info = self.runtime.model.info
-        limits = self.runtime.limits
         return embedder_pb2.EmbedderInfo(
             model=info.model,
             pretrained=info.pretrained,
@@ -51,10 +49,5 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             runtime=info.runtime,
             context_length=info.context_length,
             image_size=info.image_size,
-            max_batch_size=limits.max_batch_size,
-            max_items_per_request=limits.max_items_per_request,
-            max_image_pixels=self.max_image_pixels,
-            max_request_bytes=limits.max_request_bytes,
-            items_served=self.runtime.items_served,
-            model_batches=self.runtime.model_batches,
+            **serving,
         )

@@ -17,6 +17,7 @@ once here with the guards that matter:
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -90,7 +91,11 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(f"too large: {exc}") from exc
+        # Pillow's own limit fires before ours for the largest claims; the
+        # message names the limit the operator configured, not Pillow's.
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{claimed.group(1)} pixels" if claimed else "the image"
+        raise ImageDecodeError(f"too large: {size} > limit {max_pixels}") from exc
     except UnidentifiedImageError as exc:
         raise ImageDecodeError("not a recognised image format") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -120,6 +120,8 @@ async def build_core(
             max_k=s.max_k,
             ingest_batch_size=s.ingest_batch_size,
             max_image_pixels=s.max_image_pixels,
+            max_file_bytes=s.max_file_bytes,
+            max_response_bytes=s.max_response_bytes,
         ),
         read_roots=list(read_roots) if read_roots is not None else s.roots(),
         captions_required=s.captions_required,

@@ -28,7 +28,13 @@ from imgsearch.errors import (
 from imgsearch.images import DEFAULT_MAX_PIXELS
 from search_gateway import domain as d
 from search_gateway.captions import BackfillReport, CaptionBackfill, CaptionSpool
-from search_gateway.ingest import IngestItem, IngestOutcome, IngestPipeline, PathPolicy
+from search_gateway.ingest import (
+    DEFAULT_MAX_FILE_BYTES,
+    IngestItem,
+    IngestOutcome,
+    IngestPipeline,
+    PathPolicy,
+)
 from search_gateway.model_clients.base import Captioner, Embedder
 from search_gateway.store.async_store import AsyncStore
 from search_gateway.store.base import VectorStore
@@ -92,6 +98,8 @@ class CoreLimits:
     max_ids: int = 1000
     ingest_batch_size: int = 32
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_response_bytes: int = 4 * 1024 * 1024
 
 
 class GatewayCore:
@@ -118,7 +126,7 @@ class GatewayCore:
         self.ingest_pipeline = IngestPipeline(
             embedder,
             captioner,
-            PathPolicy(read_roots),
+            PathPolicy(read_roots, self.limits.max_file_bytes),
             batch_size=self.limits.ingest_batch_size,
             max_image_pixels=self.limits.max_image_pixels,
             captions_required=captions_required,

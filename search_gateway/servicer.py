@@ -3,11 +3,12 @@ in the middle. Handlers stay a few lines; errors map in the interceptor."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Sequence
 
 from grpc import aio
 
-from imgsearch.errors import InvalidInput
+from imgsearch.errors import InvalidInput, TooLarge
 from imgsearch.serving.auth import current_tenant
 from imgsearch.v1 import gateway_pb2, gateway_pb2_grpc
 from search_gateway import convert
@@ -68,10 +69,38 @@ def item_from_proto(req: gateway_pb2.IngestRequest) -> IngestItem:
     )
 
 
+def _field_size(size: int) -> int:
+    """Bytes a length-delimited field of `size` bytes takes (tag < 16)."""
+    return 1 + (max(size, 1).bit_length() + 6) // 7 + size
+
+
+def fit_hits(
+    hits: Sequence[gateway_pb2.Hit], model: str, limit: int
+) -> tuple[list[gateway_pb2.Hit], bool]:
+    """The leading hits whose response stays within `limit` bytes, and whether
+    any were left out (the response's `truncated`). When not even the best hit
+    fits, RESOURCE_EXHAUSTED: an empty page would make paging loop forever."""
+    size = gateway_pb2.SearchResponse(model=model, truncated=True).ByteSize()
+    for i, hit in enumerate(hits):
+        size += _field_size(hit.ByteSize())
+        if size > limit:
+            if i == 0:
+                raise TooLarge(
+                    f"the best hit alone is {hit.ByteSize()} bytes, over the server's "
+                    f"response limit of {limit} bytes (max_response_bytes)"
+                )
+            return list(hits[:i]), True
+    return list(hits), False
+
+
 def query_from_proto(req: gateway_pb2.SearchRequest) -> SearchQuery:
     kind = req.WhichOneof("query")
     if kind is None:
         raise InvalidInput("no query: give text, image or point_id")
+    if req.mode not in _MODES:
+        raise InvalidInput(f"unknown search mode {req.mode}; known: VECTOR, CAPTION, HYBRID")
+    if req.HasField("score_threshold") and math.isnan(req.score_threshold):
+        raise InvalidInput("score_threshold is NaN; give a number")
     try:
         flt = convert.filter_from_proto(req.filter) if req.HasField("filter") else None
     except ValueError as exc:
@@ -84,7 +113,7 @@ def query_from_proto(req: gateway_pb2.SearchRequest) -> SearchQuery:
         offset=req.offset,
         score_threshold=req.score_threshold if req.HasField("score_threshold") else None,
         filter=flt,
-        mode=_MODES.get(req.mode, "vector"),
+        mode=_MODES[req.mode],
     )
 
 
@@ -110,15 +139,24 @@ class GatewayServicer(gateway_pb2_grpc.SearchGatewayServicer):
         hits = await self.core.search(
             query_from_proto(request), context.time_remaining(), current_tenant()
         )
-        return gateway_pb2.SearchResponse(
-            hits=[hit_to_proto(h) for h in hits], model=self.core.model_name
+        model = self.core.model_name
+        fitting, truncated = fit_hits(
+            [hit_to_proto(h) for h in hits], model, self.core.limits.max_response_bytes
         )
+        return gateway_pb2.SearchResponse(hits=fitting, model=model, truncated=truncated)
 
     async def Get(
         self, request: gateway_pb2.GetRequest, context: aio.ServicerContext
     ) -> gateway_pb2.GetResponse:
         hits, missing = await self.core.get(list(request.ids), current_tenant())
-        return gateway_pb2.GetResponse(points=[hit_to_proto(h) for h in hits], missing=missing)
+        response = gateway_pb2.GetResponse(points=[hit_to_proto(h) for h in hits], missing=missing)
+        limit = self.core.limits.max_response_bytes
+        if response.ByteSize() > limit:
+            raise TooLarge(
+                f"the {len(hits)} points make a {response.ByteSize()}-byte response; the "
+                f"server's limit is {limit} bytes (max_response_bytes): ask for fewer ids"
+            )
+        return response
 
     async def Delete(
         self, request: gateway_pb2.DeleteRequest, context: aio.ServicerContext

@@ -151,6 +151,15 @@ class GatewaySettings(BaseSettings, ServerSecurity):
     ingest_batch_size: int = Field(32, ge=1, le=1024)
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_file_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="largest file read by path (checked before reading)"
+    )
+    max_response_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="largest Search/Get response (gRPC clients' default receive limit); "
+        "Search drops the hits that do not fit and sets `truncated`",
+    )
     grace_s: float = Field(20.0, ge=0)
     # How the gateway calls the model services (their api_key / TLS settings).
     models_api_key: str | None = Field(None, description="key sent to embedder and captioner")

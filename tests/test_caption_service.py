@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +19,7 @@ from caption_service.settings import CaptionerSettings
 from imgsearch.errors import InvalidInput
 from imgsearch.v1 import captioner_pb2, captioner_pb2_grpc
 from tests.conftest import decompression_bomb_png, encode_image, pattern
+from tests.service_process import serve_then_sigterm
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -308,22 +305,9 @@ def test_model_spec_resolution(tiny_blip: Path, tmp_path: Path) -> None:
 def test_sigterm_drains_and_exits_cleanly(tiny_blip: Path) -> None:
     """`python -m caption_service` serves, then exits 0 on SIGTERM."""
     env = dict(os.environ, IMGSEARCH_CAPTIONER_MODEL=str(tiny_blip))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "caption_service", "--host", "127.0.0.1", "--port", "0",
+    rest = serve_then_sigterm(
+        ["-m", "caption_service", "--host", "127.0.0.1", "--port", "0",
          "--metrics-port", "-1", "--max-new-tokens", "4"],
-        env=env, stderr=subprocess.PIPE, text=True,
+        env, "captioner SERVING",
     )  # fmt: skip
-    assert proc.stderr is not None
-    deadline = time.time() + 120
-    lines = []
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        lines.append(line)
-        if "captioner SERVING" in line or proc.poll() is not None:
-            break
-    assert any("captioner SERVING" in line for line in lines), "".join(lines)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(30) == 0
-    rest = proc.stderr.read()
-    proc.stderr.close()
     assert "shutting down" in rest and "stopped" in rest

@@ -278,3 +278,77 @@ def test_commands_that_need_no_model_load_none(indexed: tuple[Path, Path]) -> No
             timeout=120,
         )
         assert run.returncode == 0, (args, run.stderr)
+
+
+def test_offline_first_run_fails_fast_with_the_way_out(tmp_path: Path) -> None:
+    write_images(tmp_path / "photos", 2)
+    env = env_for(tmp_path / "data")
+    for name in ("IMGSEARCH_MODEL", "IMGSEARCH_PRETRAINED", "IMGSEARCH_CAPTION_MODEL"):
+        env.pop(name)  # the defaults: ViT-B-32 / laion2b from the hub
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "empty-hf-cache"))
+    started = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, "-m", "search_gateway.cli", "index", str(tmp_path / "photos")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    took = time.monotonic() - started
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, run.stderr
+    assert "--model offline-tiny" in lines[0] and "--pretrained FILE" in lines[0]
+    assert "Hugging Face cache" in lines[0]
+    assert took < 15, f"took {took:.1f} s"  # seconds, not a minute of retries
+
+
+def test_warm_daemon_answers_later_commands(indexed: tuple[Path, Path], tmp_path: Path) -> None:
+    data = tmp_path / "warm"
+    shutil.copytree(indexed[0], data)
+
+    def timed(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+        started = time.monotonic()
+        run = cli(data, *args)
+        return time.monotonic() - started, run
+
+    cold, first = timed("query", "x", "-k", "3")  # no daemon yet: loads CLIP itself
+    assert first.returncode == 0, first.stderr
+    _, _ = timed("--warm", "--warm-idle", "60", "query", "x", "-k", "3")
+    try:
+        assert (data / "cli.sock").exists()
+        warm = [timed("query", "x", "-k", "3") for _ in range(3)]
+        assert all(run.stdout == first.stdout for _, run in warm)  # the same answers
+        best = min(t for t, _ in warm)
+        assert best < cold / 2, f"warm {best:.2f} s vs cold {cold:.2f} s"
+        bad = cli(data, "query", "x", "--filter", "camera_id==7")
+        assert bad.returncode == 2 and "'==' is not an operator" in bad.stderr
+        assert "pid" in cli(data, "daemon", "status").stdout
+    finally:
+        assert cli(data, "daemon", "stop").returncode == 0
+    deadline = time.monotonic() + 30
+    while (data / "cli.sock").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (data / "cli.sock").exists()
+    assert json.loads(cli(data, "stats", "--json").stdout)["count"] == 12  # embedded again
+
+
+def test_near_duplicates_point_at_the_representative(tmp_path: Path) -> None:
+    """q95 -> q70 -> q40 used to chain; now both later ones name the first."""
+    (original,) = write_images(tmp_path / "src", 1, seed=5, side=96)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    picture = Image.open(original).convert("RGB")
+    for quality in (95, 70, 40):
+        picture.save(photos / f"q{quality}.jpg", quality=quality)
+    data = tmp_path / "data"
+    run = cli(data, "index", str(photos), "--no-progress", "--near-duplicates", "0.9")
+    assert run.returncode == 0, run.stderr
+    assert "stored 3 (new 1 · near-duplicate 2)" in run.stdout
+    hits = json.loads(cli(data, "query", "x", "-k", "3", "--json").stdout)["hits"]
+    representative = [h for h in hits if "duplicate_of" not in h["payload"]]
+    assert len(representative) == 1, hits
+    rep_id = representative[0]["id"]
+    marked = [h for h in hits if "duplicate_of" in h["payload"]]
+    assert len(marked) == 2 and all(h["payload"]["duplicate_of"] == rep_id for h in marked)

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +20,7 @@ from embedder_service.settings import EmbedderSettings
 from imgsearch import vectors
 from imgsearch.v1 import embedder_pb2, embedder_pb2_grpc
 from tests.conftest import decompression_bomb_png, encode_image, pattern
+from tests.service_process import serve_then_sigterm
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -222,23 +219,11 @@ def test_sigterm_drains_and_exits_cleanly(tiny_clip: tuple[Path, Path], tmp_path
     """`python -m embedder_service` serves, then exits 0 on SIGTERM."""
     config, checkpoint = tiny_clip
     env = dict(os.environ, IMGSEARCH_EMBEDDER_MODEL=str(config))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "embedder_service", "--pretrained", str(checkpoint),
+    rest = serve_then_sigterm(
+        ["-m", "embedder_service", "--pretrained", str(checkpoint),
          "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1"],
-        env=env, stderr=subprocess.PIPE, text=True,
+        env, "embedder SERVING",
     )  # fmt: skip
-    assert proc.stderr is not None
-    deadline = time.time() + 120
-    lines = []
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        lines.append(line)
-        if "embedder SERVING" in line or proc.poll() is not None:
-            break
-    assert any("embedder SERVING" in line for line in lines), "".join(lines)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(30) == 0
-    rest = proc.stderr.read()
     assert "shutting down" in rest and "stopped" in rest
 
 

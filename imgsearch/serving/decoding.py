@@ -8,7 +8,7 @@ failed without losing the rest; that logic lives here once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -17,6 +17,7 @@ from imgsearch.errors import InvalidInput
 from imgsearch.images import ImageDecodeError
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -57,3 +58,23 @@ async def decode_all(
         else:
             out.good.append((i, item))
     return out
+
+
+def decode_each(preprocess: Callable[[bytes], T], images: Sequence[bytes]) -> Decoded[T]:
+    """decode_all's synchronous sibling, for the models' in-process conveniences."""
+    out: Decoded[T] = Decoded()
+    for i, data in enumerate(images):
+        try:
+            out.good.append((i, preprocess(data)))
+        except ImageDecodeError as exc:
+            out.errors[i] = str(exc)
+    return out
+
+
+def in_batches(
+    good: Sequence[tuple[int, T]], run: Callable[[list[T]], Iterable[R]], batch_size: int
+) -> Iterator[tuple[int, R]]:
+    """(request index, result) for every decoded item, `run` taking `batch_size` at a time."""
+    for start in range(0, len(good), batch_size):
+        chunk = good[start : start + batch_size]
+        yield from zip((i for i, _ in chunk), run([t for _, t in chunk]), strict=True)

@@ -92,10 +92,15 @@ class SearchGatewayServicer:
         """Adds images. The client streams one image per message; the server answers
         each with one IngestResult, in the same order, as soon as it is decided,
         so a stream of any length is never held in memory on either side.
-        Per-image problems (undecodable bytes, unreadable path) are reported in
-        that image's result with status FAILED; they never end the stream.
-        Stream-level errors: INVALID_ARGUMENT for a message that has neither
-        `data` nor `path`.
+        Per-image problems (undecodable bytes, unreadable or refused path, a
+        message with neither `data` nor `path`, bad metadata, a uri over its
+        limit) are reported in that image's result with status FAILED and an
+        `error_code`; they never end the stream, and the other images of the
+        stream are stored and answered. (A message with neither `data` nor `path`
+        is such a per-image failure, INVALID_ARGUMENT: a client bug in one message
+        must not cost the results of the images sent with it.)
+        Stream-level errors: only those common to every RPC, and
+        INVALID_ARGUMENT for bytes that are not an IngestRequest at all.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -104,8 +109,12 @@ class SearchGatewayServicer:
     def Search(self, request, context):
         """Finds the k best points for a text, an image, or an existing point.
         Errors: INVALID_ARGUMENT for no query, an empty text, k outside
-        [1, max_k], a malformed filter (the message names the condition) or an
-        undecodable query image; NOT_FOUND for an unknown `point_id`.
+        [1, max_k], a malformed filter (the message names the condition), an
+        undecodable query image, a `score_threshold` that is not a number (NaN)
+        or a `mode` this server does not know; NOT_FOUND for an unknown
+        `point_id`. A response never exceeds the server's max_response_bytes
+        (4 MiB by default, gRPC clients' default receive limit): hits that do not
+        fit are left out and `truncated` is set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,7 +122,9 @@ class SearchGatewayServicer:
 
     def Get(self, request, context):
         """Fetches points by id. Unknown ids are listed in `missing`, not an error.
-        Errors: INVALID_ARGUMENT for no ids or a malformed id.
+        Errors: INVALID_ARGUMENT for no ids or a malformed id; RESOURCE_EXHAUSTED
+        when the points would make a response over the server's
+        max_response_bytes (ask for fewer ids).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -8,8 +8,10 @@ and turns errors into one line on stderr and an exit code.
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic.fields import FieldInfo
@@ -17,8 +19,18 @@ from pydantic.fields import FieldInfo
 from imgsearch.errors import ImgsearchError
 from imgsearch.serving.logs import configure_logging
 from search_gateway import domain as d
-from search_gateway.cli import admin_cmd, demo, index_cmd, search_cmd, serve_cmd, shutdown, ui_cmd
-from search_gateway.cli.connect import NoIndex
+from search_gateway.cli import (
+    admin_cmd,
+    connect,
+    daemon,
+    demo,
+    index_cmd,
+    search_cmd,
+    serve_cmd,
+    shutdown,
+    ui_cmd,
+)
+from search_gateway.cli.connect import NoIndex, settings_from
 from search_gateway.cli.shutdown import EXIT_INTERRUPTED
 from search_gateway.settings import FLAT_NAMES, GatewaySettings
 
@@ -74,6 +86,20 @@ def _connection_options(p: argparse.ArgumentParser, suppress: bool) -> None:
         dest = flag[2:].replace("-", "_")
         g.add_argument(flag, dest=dest, default=default, metavar=metavar, help=setting_help(name))
     g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0)
+    g.add_argument(
+        "--warm",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="run this and later commands in a warm background daemon (model loaded, index "
+        "open; exits when idle) [IMGSEARCH_WARM=1]",
+    )
+    g.add_argument(
+        "--warm-idle",
+        type=float,
+        metavar="SECONDS",
+        default=argparse.SUPPRESS if suppress else daemon.DEFAULT_IDLE_S,
+        help="idle time after which the warm daemon exits",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,8 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (index_cmd, search_cmd, admin_cmd, serve_cmd, ui_cmd):
         module.add_commands(sub, command)
+    _add_daemon_command(sub, command)
     demo.add_commands(sub, run_cli=main)
     return parser
+
+
+# Commands a warm daemon may run (the rest start servers or run in-process).
+DAEMON_COMMANDS = frozenset({"index", "recaption", "query", "similar", "get", "delete", "stats"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,11 +133,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     longer than many commands themselves. Called with argv (the demo, tests)
     it returns the exit code instead."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    code = run_command(args)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
+    remote = _via_daemon(args)
+    code = daemon.run_remote(remote, raw) if remote is not None else run_command(args)
     if argv is None or code == EXIT_INTERRUPTED:
         shutdown.finish(code)
     return code
+
+
+def _via_daemon(args: argparse.Namespace) -> socket.socket | None:
+    """A connection to the warm daemon that should run this command, if any."""
+    if args.command not in DAEMON_COMMANDS or args.gateway:
+        return None
+    data_dir = settings_from(args).data_dir
+    sock = daemon.connect(daemon.socket_path(data_dir))
+    warm = args.warm or os.environ.get("IMGSEARCH_WARM", "").lower() in ("1", "true", "yes")
+    if sock is None and warm:
+        sock = daemon.start_daemon(data_dir, args.warm_idle)
+    return sock
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -115,15 +160,20 @@ def run_command(args: argparse.Namespace) -> int:
         "DEBUG"
         if args.verbose >= 2
         else "INFO"
-        if args.verbose or args.command in ("serve", "ui")
+        if args.verbose or args.command in ("serve", "daemon", "ui")
         else "WARNING"
     )
     configure_logging(level)
     func: Callable[[argparse.Namespace], Any] = args.func
+    if getattr(args, "sync", False):
+        return int(func(args))
+    return int(shutdown.run(lambda: handle_errors(args, func(args))))
+
+
+async def handle_errors(args: argparse.Namespace, command: Awaitable[Any]) -> int:
+    """Awaits a command; its errors become one line on stderr and an exit code."""
     try:
-        if getattr(args, "sync", False):
-            return int(func(args))
-        return int(shutdown.run(lambda: func(args)))
+        return int(await command)
     except NoIndex as exc:
         print(f"imgsearch: {exc}", file=sys.stderr)
         return 1
@@ -139,3 +189,35 @@ def run_command(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `imgsearch ... | head`: the reader has all it wants
         shutdown.finish(0)
         return 0
+    except Exception as exc:  # a bug or an unforeseen failure: one line, -v for more
+        if args.verbose:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (run with -v for the details)", file=sys.stderr)
+        return 1
+
+
+async def run_daemon(args: argparse.Namespace) -> int:
+    if args.action != "run":
+        return daemon.control(settings_from(args).data_dir, {args.action: True})
+    connect.keep_cores()
+    path = daemon.socket_path(settings_from(args).data_dir)
+    parser = build_parser()
+
+    async def run(parsed: argparse.Namespace) -> int:
+        return await handle_errors(parsed, parsed.func(parsed))
+
+    await daemon.Daemon(path, args.idle, parser.parse_args, run).serve()
+    return 0
+
+
+def _add_daemon_command(sub: argparse._SubParsersAction, command: Any) -> None:  # type: ignore[type-arg]
+    p = command("daemon", "the warm local daemon (see --warm): run, stop or status")
+    p.add_argument("action", nargs="?", choices=["run", "stop", "status"], default="run")
+    p.add_argument(
+        "--idle",
+        type=float,
+        default=daemon.DEFAULT_IDLE_S,
+        help="exit after this many seconds without a command"
+        f" (default {daemon.DEFAULT_IDLE_S:.0f})",
+    )
+    p.set_defaults(func=run_daemon)

@@ -98,12 +98,22 @@ async def open_api(
         return RemoteGateway(
             args.gateway, credentials=channel_credentials(ca), metadata=bearer(key)
         )
-    from search_gateway.assemble import build_core
-    from search_gateway.cli.lazy_models import CACHE_NAME, IdentityCache, LazyEmbedder
-
     settings = settings_from(args)
     if need_index and collection_exists(settings) is False:
         raise NoIndex(no_index_message(settings))
+    if _kept is not None:
+        return await _kept_core(settings, captions)
+    return await _build(settings, read_roots, captions)
+
+
+async def _build(settings: GatewaySettings, read_roots: Sequence[Path], captions: bool) -> Any:
+    from search_gateway.assemble import build_core
+    from search_gateway.cli.lazy_models import CACHE_NAME, IdentityCache, LazyEmbedder
+
+    if captions and settings.captions and not settings.captioner.address:
+        from search_gateway.cli.preflight import check_blip
+
+        check_blip(settings)
     embedder = None
     if not settings.embedder.address:
         cache = IdentityCache(Path(settings.data_dir).expanduser() / CACHE_NAME)
@@ -111,6 +121,48 @@ async def open_api(
     return await build_core(
         settings, read_roots=read_roots, with_captioner=captions, embedder=embedder
     )
+
+
+# The warm daemon keeps one core open between commands (settings JSON -> core,
+# its real close); None in an ordinary CLI process.
+_kept: dict[str, tuple[Any, Any]] | None = None
+
+
+def keep_cores() -> None:
+    """Daemon mode: open_api hands out one long-lived core; close() is a no-op."""
+    global _kept
+    _kept = {}
+
+
+async def _kept_core(settings: GatewaySettings, captions: bool) -> Any:
+    assert _kept is not None
+    key = settings.model_dump_json()
+    if key not in _kept:
+        await close_kept()  # one core at a time: the embedded store is one process's
+        if captions and settings.captions and not settings.captioner.address:
+            from search_gateway.cli.preflight import check_blip
+
+            check_blip(settings)
+        # Any path the user names (the daemon runs as the user); the captioner
+        # loads on the first caption only.
+        core = await _build(settings, [Path("/")], True)
+        real_close = core.close
+
+        async def kept_open() -> None:
+            return None
+
+        core.close = kept_open
+        _kept[key] = (core, real_close)
+    return _kept[key][0]
+
+
+async def close_kept() -> None:
+    """Closes the daemon's cores (at its exit, or before switching settings)."""
+    if not _kept:
+        return
+    for _core, real_close in list(_kept.values()):
+        await real_close()
+    _kept.clear()
 
 
 def abandon_models(api: GatewayAPI) -> None:

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from search_gateway.domain import CollectionSpec
-from search_gateway.model_clients.base import Embedder, ImageVectors
+from imgsearch.results import ImageVectors
+from search_gateway.domain import CollectionSpec as EmbedderIdentity
+from search_gateway.model_clients.base import Embedder
 from search_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def identity_key(s: GatewaySettings) -> str:
 
 
 class IdentityCache:
-    """identity_key -> CollectionSpec, in one JSON file under the data folder."""
+    """identity_key -> EmbedderIdentity, in one JSON file under the data folder."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -56,18 +57,18 @@ class IdentityCache:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def get(self, key: str) -> CollectionSpec | None:
+    def get(self, key: str) -> EmbedderIdentity | None:
         entry = self._read().get(key)
         if not isinstance(entry, dict):
             return None
         try:
-            return CollectionSpec(
+            return EmbedderIdentity(
                 str(entry["model"]), str(entry["pretrained"]), int(entry["dimension"])
             )
         except (TypeError, KeyError, ValueError):
             return None
 
-    def put(self, key: str, ident: CollectionSpec) -> None:
+    def put(self, key: str, ident: EmbedderIdentity) -> None:
         data = self._read()
         data[key] = {
             "model": ident.model,
@@ -100,11 +101,13 @@ class LazyEmbedder:
         async with self._lock:
             if self._inner is None:
                 from search_gateway.assemble import build_embedder
+                from search_gateway.cli.preflight import check_clip
 
+                await asyncio.to_thread(check_clip, self.settings)  # seconds, not a minute
                 self._inner = await asyncio.to_thread(build_embedder, self.settings)
             return self._inner
 
-    async def identity(self) -> CollectionSpec:
+    async def identity(self) -> EmbedderIdentity:
         cached = self.cache.get(self.key)
         if cached is not None:
             return cached

@@ -5,9 +5,13 @@ and a traceback (what a first run without network used to show)."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import socket
+import sys
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import urlsplit
 
 from imgsearch.errors import FailedPrecondition
@@ -59,11 +63,26 @@ def clip_repo(model: str, pretrained: str) -> str | None:
         return model[len("hf-hub:") :]
     if not pretrained or Path(pretrained).expanduser().exists():
         return None
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(model, pretrained)
+    cfg = _open_clip_pretrained().get_pretrained_cfg(model, pretrained)
     repo = (cfg or {}).get("hf_hub")
     return str(repo).strip("/") if repo else None
+
+
+def _open_clip_pretrained() -> ModuleType:
+    """open_clip's table of pretrained weights, without `import open_clip`
+    (which imports torch, torchvision and transformers: seconds). Loads only
+    its pretrained.py (and the two small modules it needs) under a stand-in
+    package, so a refusal comes in well under a second."""
+    name = "_imgsearch_open_clip_table"
+    if f"{name}.pretrained" in sys.modules:
+        return sys.modules[f"{name}.pretrained"]
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise FailedPrecondition("open_clip is not installed")
+    package = ModuleType(name)
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules[name] = package
+    return importlib.import_module(f"{name}.pretrained")
 
 
 def blip_repo(model: str) -> str | None:

@@ -81,6 +81,12 @@ def graceful(message: str) -> Iterator[asyncio.Event]:
         yield event
 
 
+def install(state: Shutdown | None) -> None:
+    """Makes state the running command's Shutdown (the daemon, per command)."""
+    global _current
+    _current = state
+
+
 def run(command: Callable[[], Awaitable[T]]) -> T:
     """asyncio.run(command()) with the two-step Ctrl-C installed."""
     global _current

@@ -24,10 +24,14 @@ F = TypeVar("F")  # the engine's filter class
 
 @dataclass(frozen=True)
 class PointWrite:
-    """One point as an engine writes it: canonical id, checked vector, terms."""
+    """One point as an engine writes it: canonical id, checked vector, terms.
+
+    The vector stays a numpy array until the adapter builds its engine's point
+    (`named_vectors`), so a batch holds one Python float list at a time.
+    """
 
     id: str
-    dense: list[float]
+    dense: np.ndarray  # float32, checked against the collection
     terms: SparseTerms | None  # caption terms; None when the point has no caption words
     payload: dict[str, Any]
 
@@ -50,7 +54,7 @@ def stored_point(raw_id: Any, payload: dict[str, Any] | None, vectors: Any) -> d
 
 def named_vectors(point: PointWrite, sparse: Callable[[SparseTerms], Any]) -> dict[str, Any]:
     """The vectors of a point write, caption terms in the engine's sparse class."""
-    vectors: dict[str, Any] = {d.DENSE_VECTOR: point.dense}
+    vectors: dict[str, Any] = {d.DENSE_VECTOR: point.dense.tolist()}
     if point.terms is not None:
         vectors[d.CAPTION_VECTOR] = sparse(point.terms)
     return vectors

@@ -285,7 +285,7 @@ class PolicyStore(EngineHooks[F]):
         return checked_vector(vector, self._require_open(), self._collection)
 
     def _write_of(self, point: d.StoredPoint) -> PointWrite:
-        dense = self._check_vector(point.vector).tolist()
+        dense = self._check_vector(point.vector)
         caption = point.payload.get(d.CAPTION)
         terms = document_terms(caption) if isinstance(caption, str) else None
         return PointWrite(d.normalize_point_id(point.id), dense, terms or None, dict(point.payload))

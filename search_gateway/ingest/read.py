@@ -1,0 +1,89 @@
+"""Stage 1, read and hash: an IngestItem (bytes or a path) or a ReadyImage
+becomes a Loaded image (bytes, sha256, point id, header) or a FAILED result.
+
+This is the one entry point for an image into the pipeline: anything that
+has bytes, a uri and metadata (a frame sampled from a video, a file found by
+a watcher) enters here as a ReadyImage, and from then on is an image like
+any other. Runs on a worker thread (file reads and hashing block).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from imgsearch.errors import ImgsearchError, InvalidInput
+from imgsearch.images import read_header
+from search_gateway import domain as d
+from search_gateway.ingest.items import IngestItem, ReadyImage, validate_metadata
+from search_gateway.ingest.paths import PathPolicy, echo
+from search_gateway.ingest.states import Loaded, Settled, Source, failed
+from search_gateway.tenancy import TenantScope
+
+MAX_URI_CHARS = 4096  # a uri is stored in the payload and echoed in every hit
+
+
+def read_and_hash(
+    index: int, source: Source, paths: PathPolicy, scope: TenantScope, max_pixels: int
+) -> Loaded | Settled:
+    """The image's bytes and identity, or why it cannot be ingested."""
+    uri = _shown_uri(source)
+    try:
+        data, uri = _bytes_and_uri(source, paths)
+        validate_metadata(source.metadata)
+        scope.check_metadata(source.metadata)
+        if not (0.0 <= source.near_duplicate_threshold <= 1.0):
+            raise InvalidInput("near_duplicate_threshold must be within [0, 1]")
+        sha256 = hashlib.sha256(data).hexdigest()
+        point_id = scope.point_id(sha256)
+        if isinstance(source, ReadyImage) and source.point_id:
+            point_id = d.normalize_point_id(source.point_id)
+    except ImgsearchError as exc:
+        return failed(index, exc, uri=uri)
+    except d.InvalidPointId as exc:
+        return failed(index, exc, uri=uri)
+    uri = uri or f"sha256:{sha256}"
+    try:
+        header = read_header(data, max_pixels)
+    except ImgsearchError as exc:
+        return failed(index, exc, id=point_id, uri=uri)
+    return Loaded(
+        index=index,
+        data=data,
+        uri=uri,
+        sha256=sha256,
+        id=point_id,
+        header=header,
+        metadata=dict(source.metadata),
+        with_captions=source.with_captions,
+        near_duplicate_threshold=source.near_duplicate_threshold,
+    )
+
+
+def _shown_uri(source: Source) -> str:
+    """The uri a FAILED result carries: only what the client sent, bounded."""
+    if source.uri:
+        return source.uri[:MAX_URI_CHARS]
+    if isinstance(source, IngestItem) and source.path:
+        return source.path[:MAX_URI_CHARS]
+    return ""
+
+
+def _bytes_and_uri(source: Source, paths: PathPolicy) -> tuple[bytes, str]:
+    if len(source.uri) > MAX_URI_CHARS:
+        raise InvalidInput(
+            f"uri is {len(source.uri)} characters; the limit is {MAX_URI_CHARS} "
+            f"(uri starts {echo(source.uri, 60)!r})"
+        )
+    if isinstance(source, ReadyImage):
+        return source.data, source.uri
+    if source.problem:
+        raise InvalidInput(source.problem)
+    if source.data is not None and source.path:
+        raise InvalidInput("give either the image bytes or a path, not both")
+    if source.data is not None:
+        return source.data, source.uri
+    if source.path:
+        resolved, data = paths.read_file(source.path)
+        return data, source.uri or str(Path(resolved))
+    raise InvalidInput("no image: neither bytes nor a path given")
