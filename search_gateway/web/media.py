@@ -5,7 +5,8 @@ tenant's id, or an id that does not exist, answers 404 alike: a guessed URL
 learns nothing. Thumbnails come from the thumbnail store (DESIGN "Round 2");
 for points stored before it existed, one is rendered from the original file,
 but only when that file lies under the gateway's read roots, the same folders
-the gateway may ingest from. Nothing else on disk is ever read.
+the gateway may ingest from, checked by the same PathPolicy. Nothing else on
+disk is ever read.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from PIL import Image
 
 from imgsearch.errors import ImgsearchError, NotFound
 from imgsearch.images import DEFAULT_MAX_PIXELS, decode_rgb
+from search_gateway.ingest import PathPolicy
 
 THUMBNAIL_SIDE = 384  # as the thumbnail store's (search_gateway/thumbnails.py)
+MAX_ORIGINAL_BYTES = 1 << 40  # originals are streamed, not read: videos may be large
 
 
 class ThumbnailReader(Protocol):
@@ -43,7 +46,8 @@ def sniff_type(data: bytes) -> str:
 
 class MediaFiles:
     """Where a point's pictures come from: the thumbnail store, else files
-    under `roots`."""
+    under `roots`, read by the ingest's own PathPolicy (same roots, same
+    rules: resolved first, regular files only, no FIFO, no symlink swap)."""
 
     def __init__(
         self,
@@ -52,24 +56,18 @@ class MediaFiles:
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.thumbnails = thumbnails
-        self.roots = [Path(r).expanduser().resolve() for r in roots]
+        self.paths = PathPolicy(list(roots))
         self.max_pixels = max_pixels
 
     def original(self, uri: str) -> Path:
-        """The file of a point, if it is a regular file under a read root
-        (symlinks and '..' resolved first); NotFound otherwise, so the answer
-        does not tell which files exist outside the roots."""
-        if not uri or not self.roots:
-            raise NotFound("the original file is not available from this server")
+        """The file of a point when the policy may read it; NotFound otherwise
+        (one answer, so it does not tell which files exist outside the roots)."""
         try:
-            resolved = Path(uri).expanduser().resolve()
-        except (OSError, RuntimeError, ValueError):
+            resolved, f = self.paths.open(uri, max_bytes=MAX_ORIGINAL_BYTES)
+        except ImgsearchError:
             raise NotFound("the original file is not available from this server") from None
-        if not any(resolved.is_relative_to(root) for root in self.roots):
-            raise NotFound("the original file is not available from this server")
-        if not resolved.is_file():
-            raise NotFound("the original file is no longer there")
-        return resolved
+        f.close()  # checked; FileResponse streams it (with range requests)
+        return Path(resolved)
 
     async def thumbnail(self, point_id: str, uri: str) -> tuple[bytes, str]:
         """(bytes, media type) of a point's thumbnail."""
@@ -77,15 +75,15 @@ class MediaFiles:
             data = await asyncio.to_thread(self.thumbnails.get, point_id)
             if data:
                 return data, sniff_type(data)
-        path = self.original(uri)
-        data = await asyncio.to_thread(self._render, path)
+        data = await asyncio.to_thread(self._render, uri)
         return data, "image/jpeg"
 
-    def _render(self, path: Path) -> bytes:
+    def _render(self, uri: str) -> bytes:
         try:
-            image = decode_rgb(path.read_bytes(), self.max_pixels, min_side=THUMBNAIL_SIDE)
-        except (OSError, ImgsearchError):
-            raise NotFound("the original file cannot be read as an image") from None
+            data = self.paths.read(uri)
+            image = decode_rgb(data, self.max_pixels, min_side=THUMBNAIL_SIDE)
+        except ImgsearchError:
+            raise NotFound("no thumbnail: the original is not readable here") from None
         image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BILINEAR)
         out = io.BytesIO()
         image.save(out, "JPEG", quality=80)
