@@ -340,8 +340,10 @@ function renderGroups(hits, groups) {
     const info = document.createElement("p");
     info.className = "group";
     const size = Number(g.size || (g.hitIds || []).length || 1);
-    const span = g.start ? ` · ${shortTime(g.start)}${g.end && g.end !== g.start ? " – " + shortTime(g.end) : ""}` : "";
-    info.textContent = `${size} image${size === 1 ? "" : "s"}${span}`;
+    // Which event: the camera's id, or the video's file name (its key is a sha256).
+    const which = $("#view").value === "group-video" ? (hits[i].uri || "").split("/").pop() : g.key;
+    const span = g.start && g.end && g.end !== g.start ? ` · ${shortTime(g.start)} – ${shortTime(g.end)}` : "";
+    info.textContent = `${size} image${size === 1 ? "" : "s"}${which ? " · " + which : ""}${span}`;
     const el = card(hits[i], info);
     el.classList.add("grouped");
     el.dataset.groupSize = size;
