@@ -446,3 +446,42 @@ def test_events_one_card_per_group(page: Any, world: WebWorld) -> None:
     assert sizes == [str(g["size"]) for g in answer["groups"]]
     first = page.inner_text("#results .card .group")
     assert first.startswith(f"{answer['groups'][0]['size']} image")
+
+
+def test_rerank_switch_when_a_scorer_is_configured(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With a scorer (the offline-tiny ITM, in-process) the page offers the
+    re-rank switch and shows what the gateway answers for that request."""
+    _needs("rerank")
+    from offline_models.registry import OFFLINE_MODEL_NAME
+
+    tmp = tmp_path_factory.mktemp("web_rerank")
+    worlds = start_world(
+        tmp,
+        [Population("alice", tmp / "alice", 8, seed=5)],
+        settings_extra={"rerank_model": OFFLINE_MODEL_NAME},
+    )
+    world = next(worlds)
+    context = browser.new_context(bypass_csp=True)
+    try:
+        assert world.call("/v1/capabilities").json()["rerank"] is True
+        page = context.new_page()
+        sign_in(page, world, "alice")
+        assert page.is_visible("#rerank-wrap")
+        page.check("#rerank")
+        search_text(page, QUERY)
+        request = {
+            "text": QUERY,
+            "k": PAGE,
+            "mode": VECTOR,
+            "rerank": {"enabled": True, "candidates": 96},
+        }
+        answer = world.call("/v1/search", request, tenant="alice").json()
+        assert answer["reranked"] is True
+        wait_for_cards(page, [h["id"] for h in answer["hits"]])
+        assert "match" in page.inner_text("#results .card .score")
+        assert f"re-ranked by {answer['rerankModel']}" in page.inner_text("#status")
+    finally:
+        context.close()
+        worlds.close()
