@@ -29,6 +29,7 @@ from search_gateway.cli import (
     serve_cmd,
     shutdown,
     ui_cmd,
+    video_cmd,
 )
 from search_gateway.cli.connect import NoIndex, settings_from
 from search_gateway.cli.shutdown import EXIT_INTERRUPTED
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         _connection_options(p, suppress=True)
         return p
 
-    for module in (index_cmd, search_cmd, admin_cmd, serve_cmd, ui_cmd):
+    for module in (index_cmd, search_cmd, admin_cmd, serve_cmd, ui_cmd, video_cmd):
         module.add_commands(sub, command)
     _add_daemon_command(sub, command)
     demo.add_commands(sub, run_cli=main)
