@@ -151,23 +151,17 @@ class MediaHandlers:
         self.media = media
 
     async def thumbnail(self, request: web.Request) -> web.Response:
+        """The GetThumbnail RPC (the thumbnail store, gRPC's tenancy rule);
+        a point stored without one gets one rendered from its original, if
+        the read roots allow (found through Get: tenancy again)."""
         point_id = request.match_info["id"]
-        # The GetThumbnail RPC where the gateway has it (the thumbnail store,
-        # the gRPC tenancy rule); points stored without one fall through to
-        # a thumbnail rendered from the original under the read roots.
-        rpc = getattr(self.servicer, "GetThumbnail", None)
-        message = getattr(gateway_pb2, "GetThumbnailRequest", None)
-        if rpc is not None and message is not None:
-            try:
-                reply = await rpc(message(id=point_id), call_of(request))
-            except NotFound:
-                pass
-            else:
-                return web.Response(
-                    body=reply.data, content_type=reply.media_type, headers=_private_cache()
-                )
-        point = await fetch_point(self.servicer, point_id, request)
-        data, media_type = await self.media.thumbnail(point.id, point.uri)
+        ask = gateway_pb2.GetThumbnailRequest(id=point_id)
+        try:
+            reply = await self.servicer.GetThumbnail(ask, call_of(request))
+            data, media_type = reply.data, reply.media_type
+        except NotFound:
+            point = await fetch_point(self.servicer, point_id, request)
+            data, media_type = await self.media.rendered_thumbnail(point.uri)
         return web.Response(body=data, content_type=media_type, headers=_private_cache())
 
     async def original(self, request: web.Request) -> web.StreamResponse:
@@ -211,6 +205,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     loopback_only: bool = False,
     metrics: ServiceMetrics | None = None,
+    thumbnail_store: bool = True,
 ) -> web.Application:
     """The JSON API and the page over one servicer (the gRPC server's own)."""
     app = web.Application(
@@ -226,7 +221,7 @@ def create_app(
     pictures = MediaHandlers(servicer, media)
     caps = capabilities(
         auth=api_keys is not None,
-        thumbnails=media.thumbnails is not None,
+        thumbnails=thumbnail_store,
         rerank=rerank,
         max_k=max_k,
         max_body_bytes=max_body_bytes,

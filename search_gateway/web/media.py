@@ -12,50 +12,24 @@ disk is ever read.
 from __future__ import annotations
 
 import asyncio
-import io
 import mimetypes
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
-
-from PIL import Image
 
 from imgsearch.errors import ImgsearchError, NotFound
 from imgsearch.images import DEFAULT_MAX_PIXELS, decode_rgb
 from search_gateway.ingest import PathPolicy
+from search_gateway.thumbnails import THUMBNAIL_SIDE, make_thumbnail, media_type
 
-THUMBNAIL_SIDE = 384  # as the thumbnail store's (search_gateway/thumbnails.py)
 MAX_ORIGINAL_BYTES = 1 << 40  # originals are streamed, not read: videos may be large
 
 
-class ThumbnailReader(Protocol):
-    """What the page needs of search_gateway.thumbnails.ThumbnailStore."""
-
-    def get(self, point_id: str) -> bytes | None: ...
-
-
-def sniff_type(data: bytes) -> str:
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png"
-    return "application/octet-stream"
-
-
 class MediaFiles:
-    """Where a point's pictures come from: the thumbnail store, else files
-    under `roots`, read by the ingest's own PathPolicy (same roots, same
-    rules: resolved first, regular files only, no FIFO, no symlink swap)."""
+    """Original files under `roots`, read by the ingest's own PathPolicy
+    (same roots, same rules: resolved first, regular files only, no FIFO, no
+    symlink swapped in)."""
 
-    def __init__(
-        self,
-        thumbnails: ThumbnailReader | None,
-        roots: Sequence[Path],
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-    ) -> None:
-        self.thumbnails = thumbnails
+    def __init__(self, roots: Sequence[Path], max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.paths = PathPolicy(list(roots))
         self.max_pixels = max_pixels
 
@@ -69,14 +43,11 @@ class MediaFiles:
         f.close()  # checked; FileResponse streams it (with range requests)
         return Path(resolved)
 
-    async def thumbnail(self, point_id: str, uri: str) -> tuple[bytes, str]:
-        """(bytes, media type) of a point's thumbnail."""
-        if self.thumbnails is not None:
-            data = await asyncio.to_thread(self.thumbnails.get, point_id)
-            if data:
-                return data, sniff_type(data)
+    async def rendered_thumbnail(self, uri: str) -> tuple[bytes, str]:
+        """(bytes, media type) of a thumbnail made from the original, for a
+        point the thumbnail store has none of (stored before it existed)."""
         data = await asyncio.to_thread(self._render, uri)
-        return data, "image/jpeg"
+        return data, media_type(data)
 
     def _render(self, uri: str) -> bytes:
         try:
@@ -84,10 +55,7 @@ class MediaFiles:
             image = decode_rgb(data, self.max_pixels, min_side=THUMBNAIL_SIDE)
         except ImgsearchError:
             raise NotFound("no thumbnail: the original is not readable here") from None
-        image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BILINEAR)
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=80)
-        return out.getvalue()
+        return make_thumbnail(image, fmt="JPEG")
 
 
 def media_type_of(path: Path) -> str:

@@ -18,7 +18,7 @@ from search_gateway.core import GatewayCore
 from search_gateway.servicer import GatewayServicer
 from search_gateway.settings import GatewaySettings
 from search_gateway.web.app import LOOPBACK_NAMES, create_app
-from search_gateway.web.media import MediaFiles, ThumbnailReader
+from search_gateway.web.media import MediaFiles
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +38,6 @@ class WebServer:
         await self.runner.cleanup()
 
 
-def thumbnails_for(settings: GatewaySettings, core: GatewayCore) -> ThumbnailReader | None:
-    """The core's thumbnail store when it has one, else the embedded folder's
-    (`<data_dir>/thumbnails/<collection>/`) when the thumbnail module exists."""
-    store = getattr(core, "thumbnails", None)
-    if store is not None:
-        return store  # type: ignore[no-any-return]
-    try:
-        from search_gateway.thumbnails import ThumbnailStore  # type: ignore[import-not-found]
-    except ImportError:  # older tree: thumbnails are rendered from files only
-        return None
-    folder = Path(settings.data_dir).expanduser() / "thumbnails" / settings.collection
-    return ThumbnailStore(folder) if folder.is_dir() else None
-
-
 async def start_web_server(
     core: GatewayCore,
     settings: GatewaySettings,
@@ -66,7 +52,7 @@ async def start_web_server(
     port). `read_roots` default to the settings' roots."""
     roots = list(read_roots) if read_roots is not None else settings.roots()
     bind = host if host is not None else settings.host
-    media = MediaFiles(thumbnails_for(settings, core), roots, settings.max_image_pixels)
+    media = MediaFiles(roots, settings.max_image_pixels)
     app = create_app(
         GatewayServicer(core),
         media,
@@ -76,6 +62,7 @@ async def start_web_server(
         max_body_bytes=settings.http_max_body_bytes,
         loopback_only=api_keys is None and bind in LOOPBACK_NAMES,
         metrics=metrics,
+        thumbnail_store=core.thumbnails is not None,
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
