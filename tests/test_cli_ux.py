@@ -131,8 +131,10 @@ def test_second_ctrl_c_quits_at_once(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
     proc.communicate(timeout=30)
-    assert proc.returncode == 130
-    assert time.monotonic() - sent <= 1.0
+    took = time.monotonic() - sent
+    # The second Ctrl-C is the signal's default action (the shell shows 130).
+    assert proc.returncode in (130, -signal.SIGINT)
+    assert took <= 1.0, f"took {took:.2f} s after the second Ctrl-C"
 
 
 def test_ctrl_c_stops_serve(tmp_path: Path) -> None:

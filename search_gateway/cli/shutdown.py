@@ -5,9 +5,10 @@ A command that has work worth finishing (`index`, `serve`, `watch`) enters
 and the command stops feeding new work, keeps what was acknowledged, prints a
 summary and returns. Every other command (a query, stats) has nothing to
 save, so the first signal ends it at once. A second signal always ends the
-process at once (exit 130), whatever a model thread is busy with: Python
-cannot interrupt a thread inside a torch call, so waiting for one would make
-Ctrl-C hang until the batch (or the model load) finishes.
+process at once (the signal's default action: the shell shows exit 130),
+whatever a model thread is busy with: Python cannot interrupt a thread inside
+a torch call, so waiting for one would make Ctrl-C hang until the batch (or
+the model load) finishes.
 
 Why os._exit: a normal exit joins the executor threads, i.e. waits for the
 very batch the user wanted to abandon. Commands that stop gracefully close
@@ -28,17 +29,27 @@ from typing import TypeVar
 T = TypeVar("T")
 
 EXIT_INTERRUPTED = 130
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Shutdown:
-    """Signal state of one CLI command run on one event loop."""
+    """Signal state of one CLI command.
 
-    def __init__(self) -> None:
+    With a loop (an ordinary CLI process) it owns SIGINT/SIGTERM: outside
+    `graceful` they keep the default action, so the kernel ends the process
+    at once whatever its threads are doing; inside, the first signal sets
+    `requested` and restores the default action, so the second one is again
+    the kernel's immediate exit (a Python handler would have to wait for the
+    main thread, which a loaded machine or a busy loop delays by seconds).
+    Without a loop (the warm daemon) signals arrive as messages: on_signal is
+    called directly and `quit` cancels the command instead.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.requested = asyncio.Event()
         self.signals = 0
         self._graceful: str | None = None
-        # What "at once" means: end the process (the daemon replaces it with
-        # cancelling the one command it runs for a client).
+        self._loop = loop
         self.quit: Callable[[], None] = quit_now
 
     @property
@@ -50,6 +61,7 @@ class Shutdown:
         if self.signals > 1 or self._graceful is None:
             self.quit()
             return
+        self._default_signals()  # the next Ctrl-C ends the process at once
         _say(self._graceful)
         self.requested.set()
 
@@ -57,10 +69,24 @@ class Shutdown:
     def graceful(self, message: str) -> Iterator[asyncio.Event]:
         """Within: the first signal sets the event (and prints message)."""
         previous, self._graceful = self._graceful, message
+        if self._loop is not None and previous is None and not self.signals:
+            for sig in _SIGNALS:
+                self._loop.add_signal_handler(sig, self.on_signal)
         try:
             yield self.requested
         finally:
             self._graceful = previous
+            if previous is None:
+                self._default_signals()
+
+    def _default_signals(self) -> None:
+        if self._loop is None:
+            return
+        for sig in _SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self._loop.remove_signal_handler(sig)
+            with contextlib.suppress(ValueError):  # not the main thread
+                signal.signal(sig, signal.SIG_DFL)
 
 
 _current: Shutdown | None = None
@@ -93,17 +119,9 @@ def run(command: Callable[[], Awaitable[T]]) -> T:
 
     async def main() -> T:
         global _current
-        _current = Shutdown()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):  # not main thread
-                loop.add_signal_handler(sig, _current.on_signal)
-        try:
-            return await command()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
+        _current = Shutdown(asyncio.get_running_loop())
+        _current._default_signals()  # SIGINT ends a query at once
+        return await command()
 
     try:
         return asyncio.run(main())
