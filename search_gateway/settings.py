@@ -127,6 +127,12 @@ class GatewaySettings(BaseSettings, ServerSecurity):
     host: str = "0.0.0.0"
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=-1, le=65535, description="-1 disables")
+    http_port: int = Field(
+        -1, ge=-1, le=65535, description="JSON API and search page over HTTP; -1 disables"
+    )
+    http_max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="largest HTTP request body (JSON, base64 images)"
+    )
     read_roots: str = Field(
         "", description="folders the gateway may read by path (os.pathsep-separated)"
     )
