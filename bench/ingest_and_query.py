@@ -171,6 +171,7 @@ async def main() -> None:
         "the first is the baseline, the last one runs the queries",
     )
     ap.add_argument("--repeats", type=int, default=1, help="interleaved rounds; best is shown")
+    ap.add_argument("--photo-sizes", default="1920x1080,4000x3000", help="camera JPEG sizes")
     ap.add_argument(
         "--overlap",
         default="off,on",
@@ -178,6 +179,7 @@ async def main() -> None:
     )
     args = ap.parse_args()
     overlaps = [{"off": False, "on": True}[x] for x in args.overlap.split(",")]
+    photo_sizes = [tuple(int(v) for v in s.split("x")) for s in args.photo_sizes.split(",")]
     engines = args.engines.split(",")
     sizes = [int(x) for x in args.sizes.split(",") if x]
 
@@ -196,7 +198,7 @@ async def main() -> None:
           f"{'ideal/s':>8} {'got/s':>7} {'ratio':>6}")  # fmt: skip
     rates: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for w, h in ((1920, 1080), (4000, 3000)):
+        for w, h in photo_sizes:
             folder = Path(tmp) / f"{w}x{h}"
             folder.mkdir()
             files = []
@@ -226,9 +228,9 @@ async def main() -> None:
                     print(f"{'':<13} {w}x{h:<5} overlapped / sequential = "
                           f"{got_by[True] / got_by[False]:.2f}x")  # fmt: skip
     names = list(models)
-    for size in ("1920x1080", "4000x3000"):
+    for label in (f"{w}x{h}" for w, h in photo_sizes):
         for name in names[1:]:
-            print(f"{size}: {name} ingests {rates[(name, size)] / rates[(names[0], size)]:.2f}x "
+            print(f"{label}: {name} ingests {rates[(name, label)] / rates[(names[0], label)]:.2f}x "
                   f"the images/s of {names[0]}")  # fmt: skip
     model = models[names[-1]]
 
