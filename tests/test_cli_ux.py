@@ -366,3 +366,14 @@ def test_ctrl_c_ends_a_query_while_the_model_loads(indexed: tuple[Path, Path]) -
     took = time.monotonic() - sent
     assert proc.returncode in (130, -signal.SIGINT)
     assert took <= 1.0, f"took {took:.2f} s"
+
+
+def test_warm_path_routes_the_daemon_commands() -> None:
+    from search_gateway.cli.app import DAEMON_COMMANDS
+    from search_gateway.cli.warm_path import ROUTED, command_of, data_dir_of
+
+    assert ROUTED == DAEMON_COMMANDS
+    assert command_of(["--data-dir", "query", "stats"]) == "stats"
+    assert command_of(["--model", "m", "query", "x"]) == "query"
+    assert data_dir_of(["query", "x", "--data-dir", "/d"]) == "/d"
+    assert data_dir_of(["--data-dir=/e", "stats"]) == "/e"
