@@ -23,6 +23,7 @@ from pydantic_settings import (
 from imgsearch.images import DEFAULT_MAX_PIXELS
 from imgsearch.model_choice import BlipChoice, ClipChoice
 from imgsearch.serving.security import ServerSecurity
+from search_gateway.data_dir import default_data_dir
 
 DEFAULT_PORT = 50050
 DEFAULT_METRICS_PORT = 9466
@@ -43,11 +44,6 @@ FLAT_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
     "captioner_address": (("captioner", "address"),),
     "captioner_timeout_s": (("captioner", "timeout_s"),),
 }
-
-
-def default_data_dir() -> str:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return str(Path(base) / "imgsearch")
 
 
 class EmbedderLink(ClipChoice):
