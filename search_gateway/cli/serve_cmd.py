@@ -10,7 +10,6 @@ from typing import Any
 
 from search_gateway.cli import shutdown
 from search_gateway.cli.connect import settings_from
-from search_gateway.cli.local_store import store
 from search_gateway.core import GatewayCore
 
 log = logging.getLogger("imgsearch.serve")
@@ -28,7 +27,7 @@ async def close_within(core: GatewayCore, seconds: float) -> bool:
     if finished:
         closing.result()
         return True
-    await store(core, "close")
+    await core.store.close()
     return False
 
 
