@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from grpc import aio
 
 from embedder_service.runtime import EmbedderRuntime
@@ -39,15 +41,5 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         self, request: embedder_pb2.InfoRequest, context: aio.ServicerContext
     ) -> embedder_pb2.EmbedderInfo:
         serving = serving_info(self.runtime, self.runtime.limits, self.max_image_pixels)
-        info = self.runtime.model.info
-        return embedder_pb2.EmbedderInfo(
-            model=info.model,
-            pretrained=info.pretrained,
-            dimension=info.dimension,
-            device=info.device,
-            precision=info.precision,
-            runtime=info.runtime,
-            context_length=info.context_length,
-            image_size=info.image_size,
-            **serving,
-        )
+        # EmbedderInfo carries the model's EmbedderModelInfo under the same names.
+        return embedder_pb2.EmbedderInfo(**asdict(self.runtime.model.info), **serving)

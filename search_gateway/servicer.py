@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict
 
 from grpc import aio
 
@@ -171,14 +172,5 @@ class GatewayServicer(gateway_pb2_grpc.SearchGatewayServicer):
     async def Stats(
         self, request: gateway_pb2.StatsRequest, context: aio.ServicerContext
     ) -> gateway_pb2.StatsResponse:
-        s = await self.core.stats(current_tenant())
-        return gateway_pb2.StatsResponse(
-            count=s.count,
-            model=s.model,
-            pretrained=s.pretrained,
-            dimension=s.dimension,
-            captioned_count=s.captioned_count,
-            caption_pending_count=s.caption_pending_count,
-            collection=s.collection,
-            store=s.store,
-        )
+        # StatsResponse carries core.Stats under the same names.
+        return gateway_pb2.StatsResponse(**asdict(await self.core.stats(current_tenant())))
