@@ -17,6 +17,7 @@ from search_gateway.core import CoreLimits, GatewayCore
 from search_gateway.model_clients.base import Captioner, Embedder
 from search_gateway.settings import GatewaySettings
 from search_gateway.store.base import VectorStore
+from search_gateway.thumbnails import ThumbnailStore
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,13 @@ async def build_core(
         caption_mode=s.caption_mode,
         spool_dir=Path(s.data_dir).expanduser() / "caption_spool" / s.collection,
         store_threads=4 if s.qdrant_url else 1,
+        # The gateway's own folder in every mode (with a Qdrant server too):
+        # a ReadWriteMany PersistentVolumeClaim in deploy/k8s.
+        thumbnails=(
+            ThumbnailStore(Path(s.thumbnails_dir) / s.collection)
+            if s.thumbnails_dir
+            else ThumbnailStore.under(s.data_dir, s.collection)
+        ),
     )
     await core.open()
     return core

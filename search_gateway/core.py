@@ -28,6 +28,7 @@ from imgsearch.errors import (
 from imgsearch.images import DEFAULT_MAX_PIXELS
 from search_gateway import domain as d
 from search_gateway.captions import BackfillReport, CaptionBackfill, CaptionSpool
+from search_gateway.events import ResultShape, SearchPage, search_page
 from search_gateway.ingest import (
     DEFAULT_MAX_FILE_BYTES,
     IngestItem,
@@ -39,6 +40,7 @@ from search_gateway.model_clients.base import Captioner, Embedder
 from search_gateway.store.async_store import AsyncStore
 from search_gateway.store.base import VectorStore
 from search_gateway.tenancy import TenantScope
+from search_gateway.thumbnails import ThumbnailStore
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +117,10 @@ class GatewayCore:
         store_threads: int = 1,
         caption_mode: str = "inline",
         spool_dir: Path | None = None,
+        thumbnails: ThumbnailStore | None = None,
     ) -> None:
         self.embedder = embedder
+        self.thumbnails = thumbnails
         self.captioner = captioner
         self.store = AsyncStore(store, store_threads)
         self.limits = limits or CoreLimits()
@@ -132,6 +136,7 @@ class GatewayCore:
             captions_required=captions_required,
             caption_mode=caption_mode,
             spool=CaptionSpool(spool_dir) if spool_dir is not None else None,
+            thumbnails=thumbnails,
         )
         self.captions: CaptionBackfill | None = None
         if captioner is not None:
@@ -264,6 +269,31 @@ class GatewayCore:
         points = await scope.search(vector, q.k, q.offset, q.score_threshold, q.filter, exclude)
         return self._hits(points, None)
 
+    async def search_page(
+        self,
+        q: SearchQuery,
+        shape: ResultShape,
+        timeout: float | None = None,
+        tenant: str | None = None,
+    ) -> SearchPage:
+        """Hits shaped by `shape`: grouped into events, time-ordered, cut, paged (events.py)."""
+        return await search_page(
+            self, q, shape, lambda p: Hit.from_point(p.id, p.score, p.payload), timeout, tenant
+        )
+
+    async def thumbnail(self, point_id: str, tenant: str | None = None) -> bytes:
+        """The point's thumbnail; NotFound when the point (of this tenant) has none."""
+        await self._ready()
+        pid = self._check_ids([point_id])[0]
+        if self.thumbnails is None:
+            raise NotFound("this gateway keeps no thumbnails")
+        if tenant is not None and not await self.scope(tenant).get([pid]):
+            raise NotFound(f"no thumbnail for point {point_id}")  # same answer for foreign ids
+        data = await asyncio.to_thread(self.thumbnails.get, pid)
+        if data is None:
+            raise NotFound(f"no thumbnail for point {point_id}")
+        return data
+
     async def _query_vector(
         self, q: SearchQuery, timeout: float | None, scope: TenantScope
     ) -> np.ndarray:
@@ -344,13 +374,36 @@ class GatewayCore:
             raise InvalidInput("delete needs either ids or a filter (exactly one)")
         scope = self.scope(tenant)
         if ids:
-            return await scope.delete_ids(self._check_ids(ids))
+            wanted = [p.id for p in await scope.get(self._check_ids(ids))]
+            deleted = await scope.delete_ids(wanted)
+            await self._delete_thumbnails(wanted)
+            return deleted
         assert filter is not None
         try:
             filter.validate()
         except d.InvalidFilter as exc:
             raise InvalidInput(str(exc)) from exc
-        return await scope.delete_filter(filter)
+        doomed = await self._ids_matching(scope, filter) if self.thumbnails is not None else []
+        deleted = await scope.delete_filter(filter)
+        await self._delete_thumbnails(doomed)
+        return deleted
+
+    @staticmethod
+    async def _ids_matching(scope: TenantScope, flt: d.Filter) -> list[str]:
+        """Ids of the points a filter delete will take, so their thumbnails go too."""
+        ids: list[str] = []
+        offset: str | None = None
+        while True:
+            page = await scope.scroll(flt, 1024, offset)
+            ids.extend(p.id for p in page.points)
+            if page.next_offset is None:
+                return ids
+            offset = page.next_offset
+
+    async def _delete_thumbnails(self, ids: Sequence[str]) -> None:
+        """After the points: a thumbnail without its point is harmless, the reverse is not."""
+        if self.thumbnails is not None and ids:
+            await asyncio.to_thread(self.thumbnails.delete, list(ids))
 
     async def stats(self, tenant: str | None = None) -> Stats:
         """Counts (of the tenant's points only, with a tenant)."""

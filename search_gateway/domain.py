@@ -53,6 +53,11 @@ CAPTION_PENDING = "caption_pending"
 CAPTIONED = "captioned"  # true once a caption is stored; lets Stats count cheaply
 INGESTED_AT = "ingested_at"
 DUPLICATE_OF = "duplicate_of"
+# Video frames (issue 13): set by the gateway from the request's frame info.
+VIDEO_SHA256 = "video_sha256"
+FRAME_OFFSET = "frame_offset_s"
+FRAME_END = "frame_end_s"
+TIMESTAMP_END = "timestamp_end"
 
 # Well-known user metadata: set by users at ingest, indexed for filters.
 TIMESTAMP = "timestamp"
@@ -76,6 +81,10 @@ RESERVED_FIELDS: frozenset[str] = frozenset(
         CAPTIONED,
         INGESTED_AT,
         DUPLICATE_OF,
+        VIDEO_SHA256,
+        FRAME_OFFSET,
+        FRAME_END,
+        TIMESTAMP_END,
     }
 )
 
@@ -94,6 +103,7 @@ PAYLOAD_INDEXES: dict[str, IndexKind] = {
     CAPTIONED: IndexKind.BOOL,
     INGESTED_AT: IndexKind.DATETIME,
     DUPLICATE_OF: IndexKind.KEYWORD,
+    VIDEO_SHA256: IndexKind.KEYWORD,
     TIMESTAMP: IndexKind.DATETIME,
     CAMERA_ID: IndexKind.KEYWORD,
     LOCATION: IndexKind.GEO,

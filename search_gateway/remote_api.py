@@ -16,13 +16,16 @@ from imgsearch.v1 import gateway_pb2, gateway_pb2_grpc
 from search_gateway import convert
 from search_gateway import domain as d
 from search_gateway.core import Hit, SearchQuery, Stats
+from search_gateway.events import ResultShape, SearchPage
 from search_gateway.ingest import IngestItem, IngestOutcome, IngestStatus
+from search_gateway.shape_proto import page_from_proto, shape_to_proto
 
 _STATUS = {
     gateway_pb2.INGEST_STATUS_ADDED: IngestStatus.ADDED,
     gateway_pb2.INGEST_STATUS_ALREADY_PRESENT: IngestStatus.ALREADY_PRESENT,
     gateway_pb2.INGEST_STATUS_DUPLICATE: IngestStatus.DUPLICATE,
     gateway_pb2.INGEST_STATUS_FAILED: IngestStatus.FAILED,
+    gateway_pb2.INGEST_STATUS_SIMILAR_FRAME: IngestStatus.SIMILAR_FRAME,
 }
 _MODES = {
     "vector": gateway_pb2.SEARCH_MODE_VECTOR,
@@ -79,6 +82,11 @@ class RemoteGateway:
                         near_duplicate_threshold=item.near_duplicate_threshold,
                     ),
                 )
+                if item.frame is not None:
+                    req.frame.video_sha256 = item.frame.video_sha256
+                    req.frame.offset_s = item.frame.offset_s
+                if item.frame_change_threshold is not None:
+                    req.options.frame_change_threshold = item.frame_change_threshold
                 if item.data is not None:
                     req.data = item.data
                 elif item.path:
@@ -102,6 +110,23 @@ class RemoteGateway:
             raise RemoteError(err) from err
 
     async def search(self, q: SearchQuery, timeout: float | None = None) -> list[Hit]:
+        reply = await self._call(self._stub.Search, self._search_request(q))
+        return [_hit(h) for h in reply.hits]
+
+    async def search_page(
+        self, q: SearchQuery, shape: ResultShape, timeout: float | None = None
+    ) -> SearchPage:
+        req = self._search_request(q)
+        shape_to_proto(shape, req)
+        return page_from_proto(await self._call(self._stub.Search, req))
+
+    async def thumbnail(self, point_id: str) -> bytes:
+        """The point's thumbnail bytes (RemoteError NOT_FOUND when it has none)."""
+        req = gateway_pb2.GetThumbnailRequest(id=point_id)
+        return bytes((await self._call(self._stub.GetThumbnail, req)).data)
+
+    @staticmethod
+    def _search_request(q: SearchQuery) -> gateway_pb2.SearchRequest:
         req = gateway_pb2.SearchRequest(
             k=q.k, offset=q.offset, mode=_MODES.get(q.mode, gateway_pb2.SEARCH_MODE_UNSPECIFIED)
         )
@@ -115,8 +140,7 @@ class RemoteGateway:
             req.score_threshold = q.score_threshold
         if q.filter is not None and not q.filter.is_empty:
             req.filter.CopyFrom(convert.filter_to_proto(q.filter))
-        reply = await self._call(self._stub.Search, req)
-        return [_hit(h) for h in reply.hits]
+        return req
 
     async def get(self, ids: Sequence[str]) -> tuple[list[Hit], list[str]]:
         reply = await self._call(self._stub.Get, gateway_pb2.GetRequest(ids=list(ids)))

@@ -14,7 +14,10 @@ from imgsearch.serving.auth import current_tenant
 from imgsearch.v1 import gateway_pb2, gateway_pb2_grpc
 from search_gateway import convert
 from search_gateway.core import GatewayCore, Hit, SearchQuery
-from search_gateway.ingest import IngestItem, IngestOutcome, IngestStatus
+from search_gateway.events import ResultShape
+from search_gateway.ingest import FrameRef, IngestItem, IngestOutcome, IngestStatus
+from search_gateway.shape_proto import page_to_proto, shape_from_proto
+from search_gateway.thumbnails import media_type
 
 _MODES = {
     gateway_pb2.SEARCH_MODE_UNSPECIFIED: "vector",
@@ -27,6 +30,7 @@ _STATUS = {
     IngestStatus.ALREADY_PRESENT: gateway_pb2.INGEST_STATUS_ALREADY_PRESENT,
     IngestStatus.DUPLICATE: gateway_pb2.INGEST_STATUS_DUPLICATE,
     IngestStatus.FAILED: gateway_pb2.INGEST_STATUS_FAILED,
+    IngestStatus.SIMILAR_FRAME: gateway_pb2.INGEST_STATUS_SIMILAR_FRAME,
 }
 
 
@@ -67,6 +71,14 @@ def item_from_proto(req: gateway_pb2.IngestRequest) -> IngestItem:
         with_captions=req.options.with_captions,
         near_duplicate_threshold=req.options.near_duplicate_threshold,
         problem=problem,
+        frame=(
+            FrameRef(req.frame.video_sha256, req.frame.offset_s) if req.HasField("frame") else None
+        ),
+        frame_change_threshold=(
+            req.options.frame_change_threshold
+            if req.options.HasField("frame_change_threshold")
+            else None
+        ),
     )
 
 
@@ -137,14 +149,30 @@ class GatewayServicer(gateway_pb2_grpc.SearchGatewayServicer):
     async def Search(
         self, request: gateway_pb2.SearchRequest, context: aio.ServicerContext
     ) -> gateway_pb2.SearchResponse:
-        hits = await self.core.search(
-            query_from_proto(request), context.time_remaining(), current_tenant()
-        )
+        query, shape = query_from_proto(request), shape_from_proto(request)
         model = self.core.model_name
+        if shape != ResultShape():  # grouped, time-ordered, cut or paged by token
+            page = await self.core.search_page(
+                query, shape, context.time_remaining(), current_tenant()
+            )
+            reply = page_to_proto(page, model)
+            fitting, truncated = fit_hits(reply.hits, model, self.core.limits.max_response_bytes)
+            if truncated:  # a token would skip what was left out: page on by offset
+                del reply.hits[len(fitting) :]
+                del reply.groups[len(fitting) :]
+                reply.truncated, reply.next_page_token = True, ""
+            return reply
+        hits = await self.core.search(query, context.time_remaining(), current_tenant())
         fitting, truncated = fit_hits(
             [hit_to_proto(h) for h in hits], model, self.core.limits.max_response_bytes
         )
         return gateway_pb2.SearchResponse(hits=fitting, model=model, truncated=truncated)
+
+    async def GetThumbnail(
+        self, request: gateway_pb2.GetThumbnailRequest, context: aio.ServicerContext
+    ) -> gateway_pb2.GetThumbnailResponse:
+        data = await self.core.thumbnail(request.id, current_tenant())
+        return gateway_pb2.GetThumbnailResponse(data=data, media_type=media_type(data))
 
     async def Get(
         self, request: gateway_pb2.GetRequest, context: aio.ServicerContext

@@ -110,6 +110,9 @@ class GatewaySettings(BaseSettings, ServerSecurity):
 
     data_dir: str = Field(default_factory=default_data_dir, description="embedded Qdrant folder")
     collection: str = Field("images", description="Qdrant collection name")
+    thumbnails_dir: str | None = Field(
+        None, description="thumbnail folder (else <data_dir>/thumbnails); a volume in k8s"
+    )
     qdrant_url: str | None = Field(None, description="Qdrant server URL (else embedded on disk)")
     qdrant_api_key: str | None = Field(None, description="API key of the Qdrant server")
     store_engine: Literal["auto", "edge", "qdrant-local"] = Field(

@@ -109,3 +109,5 @@ class TenantScope:
     search_caption = _filtered(AsyncStore.search_caption)
     search_hybrid = _filtered(AsyncStore.search_hybrid)
     delete_filter = _filtered(AsyncStore.delete_filter)
+    search_groups = _filtered(AsyncStore.search_groups)
+    search_ordered = _filtered(AsyncStore.search_ordered)

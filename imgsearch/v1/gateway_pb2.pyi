@@ -18,6 +18,7 @@ class IngestStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INGEST_STATUS_ALREADY_PRESENT: _ClassVar[IngestStatus]
     INGEST_STATUS_DUPLICATE: _ClassVar[IngestStatus]
     INGEST_STATUS_FAILED: _ClassVar[IngestStatus]
+    INGEST_STATUS_SIMILAR_FRAME: _ClassVar[IngestStatus]
 
 class SearchMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -25,26 +26,48 @@ class SearchMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEARCH_MODE_VECTOR: _ClassVar[SearchMode]
     SEARCH_MODE_CAPTION: _ClassVar[SearchMode]
     SEARCH_MODE_HYBRID: _ClassVar[SearchMode]
+
+class SearchOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEARCH_ORDER_UNSPECIFIED: _ClassVar[SearchOrder]
+    SEARCH_ORDER_RELEVANCE: _ClassVar[SearchOrder]
+    SEARCH_ORDER_TIME_ASC: _ClassVar[SearchOrder]
+    SEARCH_ORDER_TIME_DESC: _ClassVar[SearchOrder]
 INGEST_STATUS_UNSPECIFIED: IngestStatus
 INGEST_STATUS_ADDED: IngestStatus
 INGEST_STATUS_ALREADY_PRESENT: IngestStatus
 INGEST_STATUS_DUPLICATE: IngestStatus
 INGEST_STATUS_FAILED: IngestStatus
+INGEST_STATUS_SIMILAR_FRAME: IngestStatus
 SEARCH_MODE_UNSPECIFIED: SearchMode
 SEARCH_MODE_VECTOR: SearchMode
 SEARCH_MODE_CAPTION: SearchMode
 SEARCH_MODE_HYBRID: SearchMode
+SEARCH_ORDER_UNSPECIFIED: SearchOrder
+SEARCH_ORDER_RELEVANCE: SearchOrder
+SEARCH_ORDER_TIME_ASC: SearchOrder
+SEARCH_ORDER_TIME_DESC: SearchOrder
 
 class IngestOptions(_message.Message):
-    __slots__ = ("with_captions", "near_duplicate_threshold")
+    __slots__ = ("with_captions", "near_duplicate_threshold", "frame_change_threshold")
     WITH_CAPTIONS_FIELD_NUMBER: _ClassVar[int]
     NEAR_DUPLICATE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FRAME_CHANGE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     with_captions: bool
     near_duplicate_threshold: float
-    def __init__(self, with_captions: _Optional[bool] = ..., near_duplicate_threshold: _Optional[float] = ...) -> None: ...
+    frame_change_threshold: float
+    def __init__(self, with_captions: _Optional[bool] = ..., near_duplicate_threshold: _Optional[float] = ..., frame_change_threshold: _Optional[float] = ...) -> None: ...
+
+class FrameInfo(_message.Message):
+    __slots__ = ("video_sha256", "offset_s")
+    VIDEO_SHA256_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_S_FIELD_NUMBER: _ClassVar[int]
+    video_sha256: str
+    offset_s: float
+    def __init__(self, video_sha256: _Optional[str] = ..., offset_s: _Optional[float] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
-    __slots__ = ("data", "path", "uri", "metadata", "options")
+    __slots__ = ("data", "path", "uri", "metadata", "options", "frame")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -57,12 +80,14 @@ class IngestRequest(_message.Message):
     URI_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     path: str
     uri: str
     metadata: _containers.MessageMap[str, _common_pb2.Value]
     options: IngestOptions
-    def __init__(self, data: _Optional[bytes] = ..., path: _Optional[str] = ..., uri: _Optional[str] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ..., options: _Optional[_Union[IngestOptions, _Mapping]] = ...) -> None: ...
+    frame: FrameInfo
+    def __init__(self, data: _Optional[bytes] = ..., path: _Optional[str] = ..., uri: _Optional[str] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ..., options: _Optional[_Union[IngestOptions, _Mapping]] = ..., frame: _Optional[_Union[FrameInfo, _Mapping]] = ...) -> None: ...
 
 class IngestResult(_message.Message):
     __slots__ = ("index", "id", "status", "duplicate_of", "reason", "error_code", "uri", "caption_pending")
@@ -181,7 +206,7 @@ class TextMatch(_message.Message):
     def __init__(self, key: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("text", "image", "point_id", "k", "offset", "score_threshold", "filter", "mode")
+    __slots__ = ("text", "image", "point_id", "k", "offset", "score_threshold", "filter", "mode", "group", "order", "relative_cutoff", "page_token", "time_candidates")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     POINT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -190,6 +215,11 @@ class SearchRequest(_message.Message):
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_CUTOFF_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TIME_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     text: str
     image: bytes
     point_id: str
@@ -198,7 +228,34 @@ class SearchRequest(_message.Message):
     score_threshold: float
     filter: Filter
     mode: SearchMode
-    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., point_id: _Optional[str] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., score_threshold: _Optional[float] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ...) -> None: ...
+    group: Grouping
+    order: SearchOrder
+    relative_cutoff: float
+    page_token: str
+    time_candidates: int
+    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., point_id: _Optional[str] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., score_threshold: _Optional[float] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., group: _Optional[_Union[Grouping, _Mapping]] = ..., order: _Optional[_Union[SearchOrder, str]] = ..., relative_cutoff: _Optional[float] = ..., page_token: _Optional[str] = ..., time_candidates: _Optional[int] = ...) -> None: ...
+
+class Grouping(_message.Message):
+    __slots__ = ("by", "window_s")
+    BY_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_S_FIELD_NUMBER: _ClassVar[int]
+    by: str
+    window_s: float
+    def __init__(self, by: _Optional[str] = ..., window_s: _Optional[float] = ...) -> None: ...
+
+class HitGroup(_message.Message):
+    __slots__ = ("key", "size", "start", "end", "hit_ids")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    HIT_IDS_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    size: int
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    hit_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key: _Optional[str] = ..., size: _Optional[int] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hit_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("id", "score", "uri", "caption", "payload")
@@ -222,14 +279,32 @@ class Hit(_message.Message):
     def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., uri: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Mapping[str, _common_pb2.Value]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "model", "truncated")
+    __slots__ = ("hits", "model", "truncated", "groups", "next_page_token")
     HITS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     model: str
     truncated: bool
-    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., model: _Optional[str] = ..., truncated: _Optional[bool] = ...) -> None: ...
+    groups: _containers.RepeatedCompositeFieldContainer[HitGroup]
+    next_page_token: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., model: _Optional[str] = ..., truncated: _Optional[bool] = ..., groups: _Optional[_Iterable[_Union[HitGroup, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetThumbnailRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetThumbnailResponse(_message.Message):
+    __slots__ = ("data", "media_type")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    media_type: str
+    def __init__(self, data: _Optional[bytes] = ..., media_type: _Optional[str] = ...) -> None: ...
 
 class GetRequest(_message.Message):
     __slots__ = ("ids",)

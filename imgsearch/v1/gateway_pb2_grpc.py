@@ -71,6 +71,11 @@ class SearchGatewayStub:
                 request_serializer=imgsearch_dot_v1_dot_gateway__pb2.StatsRequest.SerializeToString,
                 response_deserializer=imgsearch_dot_v1_dot_gateway__pb2.StatsResponse.FromString,
                 _registered_method=True)
+        self.GetThumbnail = channel.unary_unary(
+                '/imgsearch.v1.SearchGateway/GetThumbnail',
+                request_serializer=imgsearch_dot_v1_dot_gateway__pb2.GetThumbnailRequest.SerializeToString,
+                response_deserializer=imgsearch_dot_v1_dot_gateway__pb2.GetThumbnailResponse.FromString,
+                _registered_method=True)
 
 
 class SearchGatewayServicer:
@@ -146,6 +151,17 @@ class SearchGatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetThumbnail(self, request, context):
+        """The thumbnail of a point (WebP or JPEG, longest side about 384 px), made
+        at ingest and deleted with the point; galleries use it so they work when
+        the original file moved or lives on another machine.
+        Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND when the point (of
+        the caller's tenant) does not exist or has no thumbnail.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchGatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +189,11 @@ def add_SearchGatewayServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=imgsearch_dot_v1_dot_gateway__pb2.StatsRequest.FromString,
                     response_serializer=imgsearch_dot_v1_dot_gateway__pb2.StatsResponse.SerializeToString,
+            ),
+            'GetThumbnail': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThumbnail,
+                    request_deserializer=imgsearch_dot_v1_dot_gateway__pb2.GetThumbnailRequest.FromString,
+                    response_serializer=imgsearch_dot_v1_dot_gateway__pb2.GetThumbnailResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -322,6 +343,33 @@ class SearchGateway:
             '/imgsearch.v1.SearchGateway/Stats',
             imgsearch_dot_v1_dot_gateway__pb2.StatsRequest.SerializeToString,
             imgsearch_dot_v1_dot_gateway__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetThumbnail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imgsearch.v1.SearchGateway/GetThumbnail',
+            imgsearch_dot_v1_dot_gateway__pb2.GetThumbnailRequest.SerializeToString,
+            imgsearch_dot_v1_dot_gateway__pb2.GetThumbnailResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,6 +28,7 @@ from search_gateway.cli import (
     search_cmd,
     serve_cmd,
     shutdown,
+    video_cmd,
 )
 from search_gateway.cli.connect import NoIndex, settings_from
 from search_gateway.cli.shutdown import EXIT_INTERRUPTED
@@ -114,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         _connection_options(p, suppress=True)
         return p
 
-    for module in (index_cmd, search_cmd, admin_cmd, serve_cmd):
+    for module in (index_cmd, search_cmd, admin_cmd, serve_cmd, video_cmd):
         module.add_commands(sub, command)
     _add_daemon_command(sub, command)
     demo.add_commands(sub, run_cli=main)

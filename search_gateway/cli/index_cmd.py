@@ -17,6 +17,7 @@ from search_gateway.cli.enrich import enrich
 from search_gateway.cli.files import IMAGE_EXTENSIONS, find_images, load_sidecar
 from search_gateway.cli.output import IndexSummary, notice, print_index_summary, progress
 from search_gateway.cli.shutdown import EXIT_INTERRUPTED
+from search_gateway.cli.video_cmd import add_video_options, find_videos, index_videos
 from search_gateway.ingest import IngestItem, IngestStatus
 from search_gateway.meta_syntax import parse_meta
 
@@ -60,6 +61,7 @@ def add_commands(sub: argparse._SubParsersAction, command: Any) -> None:  # type
         help="return once vectors are stored; captions fill in later",
     )
     p.add_argument("--allow-failures", action="store_true", help="exit 0 even if some images fail")
+    add_video_options(p)
     p.set_defaults(func=run_index)
 
     p = command("recaption", "caption images still marked caption_pending")
@@ -72,15 +74,24 @@ async def run_index(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise InvalidInput(f"{args.dir}: not a folder")
     files = find_images(root)
-    if not files:
+    videos = find_videos(root)
+    if not files and not videos:
         print(f"no images under {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
         return 0
     meta = parse_meta(args.meta)
     sidecar = load_sidecar(Path(args.meta_jsonl)) if args.meta_jsonl else {}
-    for line in unmatched_sidecar_lines(sidecar, files):
+    if not files:  # videos only
+        api = await open_api(args, read_roots=[root])
+        try:
+            bad = await index_videos(api, videos, meta, sidecar, args)
+        finally:
+            await api.close()
+        return 0 if bad == 0 or args.allow_failures else 3
+    for line in unmatched_sidecar_lines(sidecar, files + videos):
         notice(f"warning: {line}")
     api = await open_api(args, read_roots=[root], captions=args.with_captions)
     summary = IndexSummary()
+    bad_videos = 0
     sent: list[tuple[str, dict[str, Any]]] = []
     present: list[tuple[str, dict[str, Any]]] = []
     remote = bool(args.gateway)
@@ -137,6 +148,8 @@ async def run_index(args: argparse.Namespace) -> int:
             else:
                 summary.enriched = await enrich(api, present, args.with_captions)
             print_index_summary(summary, len(files))
+            if videos and not summary.interrupted:
+                bad_videos = await index_videos(api, videos, meta, sidecar, args)
             waits = args.with_captions and not args.no_wait_captions
             if waits and not summary.interrupted:
                 await finish_captions(api, args.no_progress)
@@ -144,7 +157,8 @@ async def run_index(args: argparse.Namespace) -> int:
             await api.close()
     if summary.interrupted:
         return EXIT_INTERRUPTED
-    return 0 if summary.counts[IngestStatus.FAILED] == 0 or args.allow_failures else 3
+    ok = summary.counts[IngestStatus.FAILED] == 0 and bad_videos == 0
+    return 0 if ok or args.allow_failures else 3
 
 
 async def run_until_stopped(work: Awaitable[None], stop: asyncio.Event, grace_s: float) -> bool:

@@ -17,9 +17,11 @@ from search_gateway.cli.connect import (
     open_api,
     settings_from,
 )
+from search_gateway.cli.events_cli import add_shape_options, print_page, shape_from
 from search_gateway.cli.ids import resolve_ids
 from search_gateway.cli.output import hits_as_json, notice, print_hits
 from search_gateway.core import SearchQuery
+from search_gateway.events import ResultShape
 from search_gateway.filter_syntax import parse_filters
 
 
@@ -37,6 +39,7 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML gallery")
+    add_shape_options(p)
 
 
 def add_commands(sub: argparse._SubParsersAction, command: Any) -> None:  # type: ignore[type-arg]
@@ -90,6 +93,9 @@ async def search_and_show(
     args: argparse.Namespace, label: str, q: SearchQuery, api: GatewayAPI | None = None
 ) -> int:
     api = api or await open_index(args)
+    shape = shape_from(args)
+    if shape != ResultShape():  # grouped, time-ordered, cut or paged by token
+        return await show_page(api, args, label, q, shape)
     try:
         hits = await api.search(q)
         if not hits:
@@ -106,6 +112,25 @@ async def search_and_show(
 
         out = write_gallery(Path(args.html), label, hits, f"mode {q.mode}, k={q.k}")
         print(f"gallery written to {out}", file=sys.stderr)
+    return 0
+
+
+async def show_page(
+    api: GatewayAPI, args: argparse.Namespace, label: str, q: SearchQuery, shape: ResultShape
+) -> int:
+    try:
+        page = await api.search_page(q, shape)
+        if args.html:
+            from search_gateway.gallery_events import write_event_gallery
+
+            out = await write_event_gallery(api, Path(args.html), label, page)
+            print(f"gallery written to {out}", file=sys.stderr)
+    finally:
+        await api.close()
+    if args.json:
+        print(hits_as_json(label, page.hits, first_rank=q.offset + 1))
+    else:
+        print_page(page)
     return 0
 
 

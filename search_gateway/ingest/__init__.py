@@ -25,6 +25,7 @@ those. Images made inside the gateway (video frames) enter at stage 1 as
 
 from search_gateway.ingest.items import (
     MAX_METADATA_BYTES,
+    FrameRef,
     IngestItem,
     IngestOutcome,
     IngestStatus,
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
     "MAX_METADATA_BYTES",
     "MAX_URI_CHARS",
+    "FrameRef",
     "IngestItem",
     "IngestOutcome",
     "IngestPipeline",

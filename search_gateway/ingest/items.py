@@ -22,6 +22,16 @@ class IngestStatus(Enum):
     ALREADY_PRESENT = "already_present"
     DUPLICATE = "duplicate"
     FAILED = "failed"
+    SIMILAR_FRAME = "similar_frame"  # a video frame like the last kept one: not stored
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """Marks an image as a sampled frame: which video (content hash, or a live
+    session key) and where in it. The point id derives from both."""
+
+    video_sha256: str
+    offset_s: float
 
 
 @dataclass
@@ -35,6 +45,8 @@ class IngestItem:
     with_captions: bool = False
     near_duplicate_threshold: float = 0.0
     problem: str = ""  # set when the request itself was malformed (e.g. bad metadata)
+    frame: FrameRef | None = None
+    frame_change_threshold: float | None = None  # None: media/frame_filter.DEFAULT_THRESHOLD
 
 
 @dataclass
@@ -54,6 +66,8 @@ class ReadyImage:
     point_id: str = ""
     with_captions: bool = False
     near_duplicate_threshold: float = 0.0
+    frame: FrameRef | None = None
+    frame_change_threshold: float | None = None
 
 
 @dataclass

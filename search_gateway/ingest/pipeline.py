@@ -32,6 +32,7 @@ from imgsearch.images import DEFAULT_MAX_PIXELS
 from search_gateway.captions import CaptionSpool
 from search_gateway.ingest.embed import ModelStage
 from search_gateway.ingest.exact import InFlight, find_exact_duplicates
+from search_gateway.ingest.frames import FrameFilter, settle_covered
 from search_gateway.ingest.items import IngestOutcome
 from search_gateway.ingest.near import mark_near_duplicates
 from search_gateway.ingest.paths import PathPolicy
@@ -40,6 +41,7 @@ from search_gateway.ingest.states import NewImage, Settled, Source, State, faile
 from search_gateway.ingest.write import WriteStage
 from search_gateway.model_clients.base import Captioner, Embedder
 from search_gateway.tenancy import TenantScope
+from search_gateway.thumbnails import ThumbnailStore
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class IngestPipeline:
         caption_mode: str = "inline",
         spool: CaptionSpool | None = None,
         overlap: bool = True,
+        thumbnails: ThumbnailStore | None = None,
     ) -> None:
         if caption_mode not in ("inline", "deferred"):
             raise ValueError(f"caption_mode must be inline or deferred, not {caption_mode!r}")
@@ -86,6 +89,7 @@ class IngestPipeline:
         self.batch_size = batch_size
         self.max_image_pixels = max_image_pixels
         self.overlap = overlap
+        self.thumbnails = thumbnails
 
     # -- the three steps ----------------------------------------------------------
     async def _front(
@@ -103,6 +107,7 @@ class IngestPipeline:
             )
         )
         states = await find_exact_duplicates(loaded, scope, in_flight)
+        states = await settle_covered(states, scope)
         return _Batch(states, [s for s in states if isinstance(s, NewImage)])
 
     async def _model(self, batch: _Batch, timeout: Timeout) -> _Batch:
@@ -113,12 +118,15 @@ class IngestPipeline:
         return batch
 
     async def _finish(
-        self, batch: _Batch, scope: TenantScope, in_flight: InFlight
+        self, batch: _Batch, scope: TenantScope, in_flight: InFlight, frames: FrameFilter
     ) -> list[IngestOutcome]:
-        """Near-duplicates, then write; every image gets exactly one answer."""
+        """Frame change filter, near-duplicates, then write (with thumbnails);
+        every image gets exactly one answer."""
         try:
-            states = await mark_near_duplicates(batch.states, scope)
-            states = await WriteStage(scope, self.spool)(states)
+            states = await frames(batch.states, scope)
+            states = await mark_near_duplicates(states, scope)
+            states = await WriteStage(scope, self.spool, self.thumbnails)(states)
+            states = frames.after_write(states)
         finally:
             for new in batch.new:  # nothing may wait forever on a lost image
                 new.settle(failed(new.loaded.index, "internal error (see gateway log)",
@@ -142,16 +150,17 @@ class IngestPipeline:
         """Outcomes in stream order, for IngestItems and ReadyImages alike;
         `scope` is the caller's view of the store (its tenant)."""
         in_flight = InFlight()
+        frames = FrameFilter()
         batches = _batches(items, self.batch_size)
         try:
             if not self.overlap:
                 async for sources in batches:
                     batch = await self._front(sources, scope, in_flight)
                     batch = await self._model(batch, timeout)
-                    for outcome in await self._finish(batch, scope, in_flight):
+                    for outcome in await self._finish(batch, scope, in_flight, frames):
                         yield outcome
                 return
-            async for outcomes in self._overlapped(batches, timeout, scope, in_flight):
+            async for outcomes in self._overlapped(batches, timeout, scope, in_flight, frames):
                 for outcome in outcomes:
                     yield outcome
         finally:
@@ -163,6 +172,7 @@ class IngestPipeline:
         timeout: Timeout,
         scope: TenantScope,
         in_flight: InFlight,
+        frames: FrameFilter,
     ) -> AsyncIterator[list[IngestOutcome]]:
         fronted: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
         modelled: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
@@ -181,7 +191,9 @@ class IngestPipeline:
             _step(fronted, fronting, modelled, lambda b: self._model(b, timeout))
         )
         finishing = asyncio.ensure_future(
-            _step(modelled, modelling, finished, lambda b: self._finish(b, scope, in_flight))
+            _step(
+                modelled, modelling, finished, lambda b: self._finish(b, scope, in_flight, frames)
+            )
         )
         tasks = [fronting, modelling, finishing]
         try:

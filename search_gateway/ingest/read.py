@@ -10,17 +10,25 @@ any other. Runs on a worker thread (file reads and hashing block).
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from pathlib import Path
+from typing import Any
 
 from imgsearch.errors import ImgsearchError, InvalidInput
 from imgsearch.images import read_header
 from search_gateway import domain as d
-from search_gateway.ingest.items import IngestItem, ReadyImage, validate_metadata
+from search_gateway.ingest.items import FrameRef, IngestItem, ReadyImage, validate_metadata
 from search_gateway.ingest.paths import PathPolicy, echo
 from search_gateway.ingest.states import Loaded, Settled, Source, failed
+from search_gateway.media.exif import read_exif
+from search_gateway.media.frames import FRAME_OFFSET, VIDEO_SHA256
+from search_gateway.media.provenance import merge_metadata
+from search_gateway.media.video import frame_key
 from search_gateway.tenancy import TenantScope
 
-MAX_URI_CHARS = 4096  # a uri is stored in the payload and echoed in every hit
+MAX_URI_CHARS = 4096
+_SHA_RE = re.compile(r"[0-9a-f]{64}")  # a uri is stored in the payload and echoed in every hit
 
 
 def read_and_hash(
@@ -29,15 +37,20 @@ def read_and_hash(
     """The image's bytes and identity, or why it cannot be ingested."""
     uri = _shown_uri(source)
     try:
-        data, uri = _bytes_and_uri(source, paths)
+        data, uri, mtime = _bytes_and_uri(source, paths)
         validate_metadata(source.metadata)
         scope.check_metadata(source.metadata)
         if not (0.0 <= source.near_duplicate_threshold <= 1.0):
             raise InvalidInput("near_duplicate_threshold must be within [0, 1]")
+        fct = source.frame_change_threshold
+        if fct is not None and not (-1.0 <= fct <= 1.0):
+            raise InvalidInput("frame_change_threshold must be within [-1, 1]")
         sha256 = hashlib.sha256(data).hexdigest()
         point_id = scope.point_id(sha256)
         if isinstance(source, ReadyImage) and source.point_id:
             point_id = d.normalize_point_id(source.point_id)
+        if source.frame is not None:
+            point_id = scope.point_id(frame_point_key(source.frame))
     except ImgsearchError as exc:
         return failed(index, exc, uri=uri)
     except d.InvalidPointId as exc:
@@ -54,9 +67,11 @@ def read_and_hash(
         sha256=sha256,
         id=point_id,
         header=header,
-        metadata=dict(source.metadata),
+        metadata=own_metadata(source, data, mtime),
         with_captions=source.with_captions,
         near_duplicate_threshold=source.near_duplicate_threshold,
+        frame=source.frame,
+        frame_change_threshold=source.frame_change_threshold,
     )
 
 
@@ -69,21 +84,49 @@ def _shown_uri(source: Source) -> str:
     return ""
 
 
-def _bytes_and_uri(source: Source, paths: PathPolicy) -> tuple[bytes, str]:
+def frame_point_key(frame: FrameRef) -> str:
+    """The content-derived key of a frame: (video content, offset), never the frame's bytes."""
+    if not _SHA_RE.fullmatch(frame.video_sha256):
+        raise InvalidInput("frame.video_sha256 must be 64 hex digits")
+    if not (0 <= frame.offset_s < 1e7):
+        raise InvalidInput(f"frame.offset_s must be within [0, 1e7), got {frame.offset_s}")
+    return frame_key(frame.video_sha256, frame.offset_s)
+
+
+def own_metadata(source: Source, data: bytes, mtime: float | None) -> dict[str, Any]:
+    """The user's metadata completed by what the file says (EXIF) and its mtime.
+
+    Frames come with their video's metadata already merged by the client
+    (media/frames.py); the gateway adds only the frame's own fields.
+    """
+    if source.frame is not None:
+        return {
+            **source.metadata,
+            VIDEO_SHA256: source.frame.video_sha256,
+            FRAME_OFFSET: source.frame.offset_s,
+        }
+    return merge_metadata(source.metadata, read_exif(data), mtime)
+
+
+def _bytes_and_uri(source: Source, paths: PathPolicy) -> tuple[bytes, str, float | None]:
     if len(source.uri) > MAX_URI_CHARS:
         raise InvalidInput(
             f"uri is {len(source.uri)} characters; the limit is {MAX_URI_CHARS} "
             f"(uri starts {echo(source.uri, 60)!r})"
         )
     if isinstance(source, ReadyImage):
-        return source.data, source.uri
+        return source.data, source.uri, None
     if source.problem:
         raise InvalidInput(source.problem)
     if source.data is not None and source.path:
         raise InvalidInput("give either the image bytes or a path, not both")
     if source.data is not None:
-        return source.data, source.uri
+        return source.data, source.uri, None
     if source.path:
         resolved, data = paths.read_file(source.path)
-        return data, source.uri or str(Path(resolved))
+        try:
+            mtime: float | None = os.stat(resolved).st_mtime
+        except OSError:
+            mtime = None
+        return data, source.uri or str(Path(resolved)), mtime
     raise InvalidInput("no image: neither bytes nor a path given")

@@ -22,7 +22,13 @@ import numpy as np
 
 from imgsearch.errors import ImgsearchError
 from imgsearch.images import ImageHeader
-from search_gateway.ingest.items import IngestItem, IngestOutcome, IngestStatus, ReadyImage
+from search_gateway.ingest.items import (
+    FrameRef,
+    IngestItem,
+    IngestOutcome,
+    IngestStatus,
+    ReadyImage,
+)
 
 Source: TypeAlias = IngestItem | ReadyImage
 
@@ -58,6 +64,8 @@ class Loaded:
     metadata: dict[str, Any]
     with_captions: bool
     near_duplicate_threshold: float
+    frame: FrameRef | None = None
+    frame_change_threshold: float | None = None
 
     def fail(self, exc: BaseException | str, code: str = "INVALID_ARGUMENT") -> Settled:
         return failed(self.index, exc, code, self.id, self.uri)

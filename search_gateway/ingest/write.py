@@ -6,6 +6,7 @@ the batch's new images with UNAVAILABLE, and a re-run adds exactly those.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -24,12 +25,16 @@ from search_gateway.ingest.states import (
 )
 from search_gateway.ingest.store import add_path
 from search_gateway.tenancy import TenantScope
+from search_gateway.thumbnails import ThumbnailStore, thumbnail_of
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class WriteStage:
     scope: TenantScope  # stamps the tenant on every point it writes
     spool: CaptionSpool | None = None
+    thumbnails: ThumbnailStore | None = None
 
     async def __call__(self, batch: list[State]) -> list[State]:
         """Every position Settled."""
@@ -91,12 +96,29 @@ class WriteStage:
                     if e.caption_pending:
                         await asyncio.to_thread(self.spool.put, e.loaded.id, e.loaded.data)
             points = [d.StoredPoint(e.loaded.id, payload(e, now), e.vector) for e in new]
+            # Thumbnails first: a point is never stored without its thumbnail;
+            # a refused upsert leaves at most orphan thumbnails, removed below.
+            await asyncio.to_thread(self._put_thumbnails, new)
             await self.scope.upsert(points)
         except ImgsearchError as exc:
+            if self.thumbnails is not None:
+                await asyncio.to_thread(self.thumbnails.delete, [e.loaded.id for e in new])
             return exc
         except OSError as exc:
-            return f"spool: {exc}"
+            return f"spool or thumbnails: {exc}"
         return None
+
+
+    def _put_thumbnails(self, new: list[Embedded]) -> None:
+        if self.thumbnails is None:
+            return
+        for e in new:
+            try:
+                thumb = thumbnail_of(e.loaded.data)
+            except ImgsearchError as exc:  # the embedder read it; keep the point
+                log.warning("no thumbnail for %s: %s", e.loaded.id, exc)
+                continue
+            self.thumbnails.put(e.loaded.id, thumb)
 
 
 def payload(e: Embedded, now: str) -> dict[str, Any]:

@@ -88,6 +88,8 @@ class AsyncStore:
     delete_filter = _mirror(VectorStore.delete_filter)
     count = _mirror(VectorStore.count)
     scroll = _mirror(VectorStore.scroll)
+    search_groups = _mirror(VectorStore.search_groups)
+    search_ordered = _mirror(VectorStore.search_ordered)
 
     async def close(self) -> None:
         """Closes the store on its thread, then ends the thread pool."""

@@ -33,6 +33,14 @@ class ScrollPage:
     next_offset: str | None
 
 
+@dataclass(frozen=True)
+class PointGroup:
+    """Hits sharing one value of the group-by field, best first (issue 13)."""
+
+    key: str
+    hits: list[ScoredPoint]
+
+
 @runtime_checkable
 class VectorStore(Protocol):
     """One collection of image points: dense CLIP vector, caption terms, payload."""
@@ -110,6 +118,43 @@ class VectorStore(Protocol):
         """Vector and caption rankings fused by reciprocal rank (RRF score)."""
         ...
 
+    def search_groups(
+        self,
+        vector: np.ndarray,
+        group_by: str,
+        groups: int,
+        group_size: int,
+        score_threshold: float | None = None,
+        filter: Filter | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[PointGroup]:
+        """Best `groups` groups of nearest points sharing a `group_by` value, best first.
+
+        Points without the field are left out. Each group holds up to
+        `group_size` hits, best first (Qdrant's query_points_groups).
+        """
+        ...
+
+    def search_ordered(
+        self,
+        vector: np.ndarray,
+        candidates: int,
+        k: int,
+        order_by: str,
+        descending: bool = False,
+        start_from: str | None = None,
+        score_threshold: float | None = None,
+        filter: Filter | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[ScoredPoint]:
+        """The `candidates` nearest points (above score_threshold) ordered by a payload field.
+
+        The engine does both steps (a prefetch, then order_by), returning the
+        first k from `start_from` (inclusive, in the field's own terms: an RFC
+        3339 datetime for timestamps). Scores are cosines, as in search().
+        """
+        ...
+
     def delete_ids(self, ids: Sequence[str]) -> int:
         """Deletes these points; returns how many existed."""
         ...
@@ -144,6 +189,29 @@ def iter_points(
         if page.next_offset is None:
             return
         offset = page.next_offset
+
+
+def group_nearest(
+    points: Sequence[ScoredPoint], group_by: str, groups: int, group_size: int
+) -> list[PointGroup]:
+    """Groups ranked hits by a payload field, for engines without a group API.
+
+    Keeps the engine's order: groups rank by their best hit. List values
+    count once per value, as Qdrant's grouping does.
+    """
+    out: dict[str, list[ScoredPoint]] = {}
+    for p in points:
+        raw = p.payload.get(group_by)
+        for value in raw if isinstance(raw, list) else [raw]:
+            if value is None or isinstance(value, (dict, float)):
+                continue
+            key = str(value)
+            if key not in out and len(out) >= groups:
+                continue
+            members = out.setdefault(key, [])
+            if len(members) < group_size:
+                members.append(p)
+    return [PointGroup(k, v) for k, v in out.items()]
 
 
 def checked_vector(vector: np.ndarray | None, spec: CollectionSpec, collection: str) -> np.ndarray:

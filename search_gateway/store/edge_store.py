@@ -31,7 +31,7 @@ import qdrant_edge as qe
 from search_gateway import domain as d
 from search_gateway.caption_terms import SparseTerms
 from search_gateway.store import edge_files
-from search_gateway.store.base import canonical_id
+from search_gateway.store.base import PointGroup, canonical_id, group_nearest
 from search_gateway.store.edge_files import MODEL_RECORD, FolderLock
 from search_gateway.store.edge_filters import EDGE_FILTERS
 from search_gateway.store.edge_schema import (
@@ -45,6 +45,9 @@ from search_gateway.store.engine import PointWrite, Unrecorded, named_vectors, s
 from search_gateway.store.policy import PolicyStore
 
 __all__ = ["MODEL_RECORD", "RRF_K", "EdgeStore", "EdgeTuning"]
+
+# Deepest nearest list grouped in Python (Edge has no group API).
+_GROUP_DEPTH_MAX = 2000
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +271,49 @@ class EdgeStore(PolicyStore[qe.Filter]):
         )
 
     # --- helpers ------------------------------------------------------------
+
+    def _engine_groups(
+        self,
+        dense: list[float],
+        flt: qe.Filter | None,
+        group_by: str,
+        groups: int,
+        group_size: int,
+        score_threshold: float | None,
+    ) -> list[PointGroup]:
+        # qdrant-edge-py 0.9 has no group API (no query_points_groups): group a
+        # deep nearest list, as the server groups its candidates.
+        depth = min(_GROUP_DEPTH_MAX, max(100, 4 * groups * group_size))
+        hits = self._engine_nearest(dense, flt, depth, 0, score_threshold)
+        return group_nearest(hits, group_by, groups, group_size)
+
+    def _engine_ordered(
+        self,
+        dense: list[float],
+        flt: qe.Filter | None,
+        candidates: int,
+        k: int,
+        order_by: str,
+        descending: bool,
+        start_from: str | None,
+        score_threshold: float | None,
+    ) -> list[d.StoredPoint]:
+        order = qe.OrderBy(
+            order_by, qe.Direction.Desc if descending else qe.Direction.Asc, start_from
+        )
+        prefetch = qe.Prefetch(
+            limit=candidates,
+            query=qe.Query.Nearest(dense, using=d.DENSE_VECTOR),
+            filter=flt,
+            score_threshold=score_threshold,
+            params=self._search_params(),
+        )
+        request = qe.QueryRequest(
+            limit=k, query=order, prefetches=[prefetch], with_payload=True, with_vector=True
+        )
+        with self._lock:
+            hits = self._require_shard().query(request)
+        return [stored_point(h.id, h.payload, h.vector) for h in hits]
 
     def _query(self, limit: int, offset: int, **request: Any) -> list[d.ScoredPoint]:
         with self._lock:

@@ -17,7 +17,7 @@ import numpy as np
 
 from search_gateway import domain as d
 from search_gateway.caption_terms import SparseTerms
-from search_gateway.store.base import canonical_id
+from search_gateway.store.base import PointGroup, canonical_id
 
 F = TypeVar("F")  # the engine's filter class
 
@@ -156,6 +156,33 @@ class EngineHooks(ABC, Generic[F]):
         offset: int,
     ) -> list[d.ScoredPoint]:
         """RRF over a dense and (with terms) a caption prefetch, each `depth` deep."""
+
+    @abstractmethod
+    def _engine_groups(
+        self,
+        dense: list[float],
+        flt: F | None,
+        group_by: str,
+        groups: int,
+        group_size: int,
+        score_threshold: float | None,
+    ) -> list[PointGroup]:
+        """Nearest points grouped by a payload field (Qdrant's query_points_groups)."""
+
+    @abstractmethod
+    def _engine_ordered(
+        self,
+        dense: list[float],
+        flt: F | None,
+        candidates: int,
+        k: int,
+        order_by: str,
+        descending: bool,
+        start_from: str | None,
+        score_threshold: float | None,
+    ) -> list[d.StoredPoint]:
+        """k of the `candidates` nearest (a prefetch), ordered by a payload field
+        from `start_from` (inclusive), with their dense vectors."""
 
     @abstractmethod
     def _engine_close(self) -> None:

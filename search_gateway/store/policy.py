@@ -20,7 +20,7 @@ import numpy as np
 
 from search_gateway import domain as d
 from search_gateway.caption_terms import document_terms, query_terms
-from search_gateway.store.base import ScrollPage, checked_vector, unique_ids
+from search_gateway.store.base import PointGroup, ScrollPage, checked_vector, unique_ids
 from search_gateway.store.engine import EngineHooks, PointWrite
 from search_gateway.store.filter_translation import FilterTranslation
 
@@ -253,6 +253,41 @@ class PolicyStore(EngineHooks[F]):
             lambda limit, skip: self._engine_fused(dense, terms, depth, native, limit, skip),
         )
 
+    def search_groups(
+        self,
+        vector: np.ndarray,
+        group_by: str,
+        groups: int,
+        group_size: int,
+        score_threshold: float | None = None,
+        filter: d.Filter | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[PointGroup]:
+        dense = self._check_vector(vector).tolist()
+        native = self._filter(filter, exclude_ids)
+        return self._engine_groups(dense, native, group_by, groups, group_size, score_threshold)
+
+    def search_ordered(
+        self,
+        vector: np.ndarray,
+        candidates: int,
+        k: int,
+        order_by: str,
+        descending: bool = False,
+        start_from: str | None = None,
+        score_threshold: float | None = None,
+        filter: d.Filter | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[d.ScoredPoint]:
+        query = self._check_vector(vector)
+        native = self._filter(filter, exclude_ids)
+        points = self._engine_ordered(
+            query.tolist(), native, candidates, k, order_by, descending, start_from,
+            score_threshold,
+        )  # fmt: skip
+        # The engine scores an order_by hit by its order value: score it by cosine again.
+        return [d.ScoredPoint(p.id, _cosine(p.vector, query), p.payload) for p in points]
+
     # --- rules shared by the methods above ------------------------------------
 
     def _page(self, k: int, offset: int, query: _Query) -> list[d.ScoredPoint]:
@@ -296,3 +331,7 @@ class PolicyStore(EngineHooks[F]):
         if not self._engine_retrieve([pid], with_payload=False, with_vectors=False):
             raise d.PointNotFound(f"no point with id {pid}")
         return pid
+
+
+def _cosine(vector: np.ndarray | None, query: np.ndarray) -> float:
+    return float(np.dot(vector, query)) if vector is not None else 0.0

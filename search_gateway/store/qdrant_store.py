@@ -14,6 +14,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Collection
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +24,7 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 from search_gateway import domain as d
 from search_gateway.caption_terms import SparseTerms
 from search_gateway.store import qdrant_schema as schema
-from search_gateway.store.base import canonical_id
+from search_gateway.store.base import PointGroup, canonical_id
 from search_gateway.store.engine import PointWrite, Unrecorded, named_vectors, stored_point
 from search_gateway.store.policy import PolicyStore
 from search_gateway.store.qdrant_errors import unavailable_reason
@@ -281,6 +282,71 @@ class QdrantStore(PolicyStore[models.Filter]):
             query_filter=flt,
         )
 
+    def _engine_groups(
+        self,
+        dense: list[float],
+        flt: models.Filter | None,
+        group_by: str,
+        groups: int,
+        group_size: int,
+        score_threshold: float | None,
+    ) -> list[PointGroup]:
+        response = self._call(
+            lambda: self._client.query_points_groups(
+                self._collection,
+                query=dense,
+                using=d.DENSE_VECTOR,
+                group_by=group_by,
+                limit=groups,
+                group_size=group_size,
+                score_threshold=score_threshold,
+                query_filter=flt,
+                with_payload=True,
+            )
+        )
+        return [
+            PointGroup(
+                str(g.id),
+                [
+                    d.ScoredPoint(canonical_id(p.id), float(p.score), p.payload or {})
+                    for p in g.hits
+                ],
+            )
+            for g in response.groups
+        ]
+
+    def _engine_ordered(
+        self,
+        dense: list[float],
+        flt: models.Filter | None,
+        candidates: int,
+        k: int,
+        order_by: str,
+        descending: bool,
+        start_from: str | None,
+        score_threshold: float | None,
+    ) -> list[d.StoredPoint]:
+        order = models.OrderBy(
+            key=order_by,
+            direction=models.Direction.DESC if descending else models.Direction.ASC,
+            start_from=_order_start(start_from),
+        )
+        prefetch = models.Prefetch(
+            query=dense, using=d.DENSE_VECTOR, limit=candidates,
+            score_threshold=score_threshold, filter=flt,
+        )  # fmt: skip
+        response = self._call(
+            lambda: self._client.query_points(
+                self._collection,
+                prefetch=prefetch,
+                query=models.OrderByQuery(order_by=order),
+                limit=k,
+                with_payload=True,
+                with_vectors=[d.DENSE_VECTOR],
+            )
+        )
+        return [stored_point(p.id, p.payload, p.vector) for p in response.points]
+
     # --- helpers ------------------------------------------------------------
 
     def _query(self, **request: Any) -> list[d.ScoredPoint]:
@@ -335,3 +401,13 @@ def _tune_local_persistence(client: QdrantClient, collection: str) -> None:
         conn.execute("PRAGMA synchronous=NORMAL")
     except Exception as exc:
         log.debug("local persistence left at defaults: %s", exc)
+
+
+def _order_start(value: str | None) -> datetime | float | None:
+    """start_from of an order_by: RFC 3339 text as a datetime, else a number."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))

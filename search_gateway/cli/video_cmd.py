@@ -1,0 +1,153 @@
+"""Video files in `imgsearch index`, and `imgsearch watch URL --camera-id ID`.
+
+Decoding runs here, in the CLI's process, for both embedded and `--gateway`
+use (docs/decisions.md): frames go to the API as small images with their
+metadata, so a video never travels as one message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search_gateway.media.video import VIDEO_EXTENSIONS
+from search_gateway.meta_syntax import parse_meta
+
+if TYPE_CHECKING:
+    from search_gateway.cli.connect import GatewayAPI
+
+
+def find_videos(root: Path) -> list[Path]:
+    """Video files under root, recursively, in a stable order."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
+        for name in sorted(filenames):
+            if Path(name).suffix.lower() in VIDEO_EXTENSIONS and not name.startswith("."):
+                found.append(Path(dirpath) / name)
+    return found
+
+
+def add_video_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--video-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="sample video files every this many seconds (default 1)",
+    )
+    p.add_argument(
+        "--frame-change",
+        type=float,
+        default=None,
+        metavar="COSINE",
+        help="keep a frame only when its cosine to the last kept one is below this "
+        "(default 0.95; 1 keeps every sampled frame)",
+    )
+
+
+async def index_videos(
+    api: GatewayAPI,
+    videos: list[Path],
+    meta: dict[str, Any],
+    sidecar: dict[str, dict[str, Any]],
+    args: argparse.Namespace,
+) -> int:
+    """Indexes each video; prints one line per file. Returns the number of failed files."""
+    from search_gateway.media.index_video import index_video
+
+    failed = 0
+    for path in videos:
+        uri = str(path)
+        last = [-10.0]
+        began = time.perf_counter()
+
+        def progress(
+            offset_s: float,
+            frames: int,
+            uri: str = uri,
+            last: list[float] = last,
+            began: float = began,
+        ) -> None:
+            if not args.no_progress and offset_s - last[0] >= 10:
+                last[0] = offset_s
+                fps = frames / max(time.perf_counter() - began, 1e-6)
+                print(f"\r{uri}: {offset_s:.0f} s of video, {frames} frames ({fps:.1f}/s)",
+                      end="", file=sys.stderr)  # fmt: skip
+
+        report = await index_video(
+            api, path, {**meta, **sidecar.get(uri, {})}, interval_s=args.video_interval,
+            change_threshold=args.frame_change, uri=uri, progress=progress,
+        )  # fmt: skip
+        if not args.no_progress:
+            print(file=sys.stderr)
+        rate = report.covered_s / report.seconds if report.seconds > 0 else 0.0
+        print(
+            f"{uri}: {report.covered_s:.0f} s of video in {report.seconds:.1f} s ({rate:.1f}x), "
+            f"{report.sampled} frames sampled: {report.added} kept, {report.similar} similar, "
+            f"{report.already_present} already present, {report.failed} failed"
+        )
+        for reason in report.failures[:5]:
+            print(f"  {reason}")
+        if report.error is not None or report.failed:
+            failed += 1
+            print(f"  FAILED: {report.error or 'some frames failed'}")
+    return failed
+
+
+def add_commands(sub: argparse._SubParsersAction, command: Any) -> None:  # type: ignore[type-arg]
+    p = command("watch", "index a live stream (RTSP, HTTP MJPEG, HLS) until Ctrl-C or SIGTERM")
+    p.add_argument("url", help="what FFmpeg can open, e.g. rtsp://cam/stream or http://cam/mjpg")
+    p.add_argument("--camera-id", required=True, help="stored as camera_id on every frame")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    p.add_argument(
+        "--frame-change",
+        type=float,
+        default=None,
+        metavar="COSINE",
+        help="keep a frame only when its cosine to the last kept one is below this",
+    )
+    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--max-failures",
+        type=int,
+        default=None,
+        help="give up after this many failed reconnects in a row (default: never)",
+    )
+    p.set_defaults(func=run_watch)
+
+
+async def run_watch(args: argparse.Namespace) -> int:
+    from search_gateway.cli.connect import open_api
+    from search_gateway.media.stream import LiveStream
+    from search_gateway.media.watch import watch
+
+    stream = LiveStream(args.url, args.interval, max_failures=args.max_failures)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Stop reading; what was handed over is still stored before exiting.
+        loop.add_signal_handler(sig, stream.stop, 0.0)
+    api = await open_api(args)
+    try:
+        report = await watch(api, stream, args.camera_id, parse_meta(args.meta),
+                             args.frame_change)  # fmt: skip
+    finally:
+        await api.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    s = stream.stats
+    print(
+        f"{args.camera_id}: {report.added} frames stored, {report.similar} similar, "
+        f"{report.failed} failed; {s.sampled} sampled, {s.dropped} dropped (behind), "
+        f"{s.connects} connections"
+    )
+    if s.last_error and s.connects == 0:
+        print(f"error: {s.last_error}", file=sys.stderr)
+        return 1
+    return 0 if report.failed == 0 else 3
