@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from grpc import aio
 
@@ -41,5 +42,6 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         self, request: embedder_pb2.InfoRequest, context: aio.ServicerContext
     ) -> embedder_pb2.EmbedderInfo:
         serving = serving_info(self.runtime, self.runtime.limits, self.max_image_pixels)
-        # EmbedderInfo carries the model's EmbedderModelInfo under the same names.
-        return embedder_pb2.EmbedderInfo(**asdict(self.runtime.model.info), **serving)
+        # EmbedderInfo = the model's EmbedderModelInfo + the serving fields, by name.
+        fields: dict[str, Any] = {**asdict(self.runtime.model.info), **serving}
+        return embedder_pb2.EmbedderInfo(**fields)
