@@ -12,10 +12,17 @@ Why these runtimes (measurements in docs/fast-paths.md):
 * ``eager``: the reference. float32 on CPU, float16 on CUDA (or the
   ``precision`` setting when one is given).
 * ``bf16``: weights cast to bfloat16, eager. On CPUs with native bf16
-  (AVX512-BF16, AMX) matmuls run 2-4x the float32 rate (2.3x on the 2-core
-  EPYC we measure on, where ViT-B-32 then runs at 88 % of the bf16 matmul
-  rate). The weights are cast rather than autocast: open_clip under bf16
+  (AVX512-BF16, AMX) matmuls run several times the float32 rate; how many,
+  and what share of it a runtime reaches, is whatever `bench/embedder_runtimes.py`
+  prints on the machine at hand (it samples the tower's own GEMMs through the
+  run). The weights are cast rather than autocast: open_clip under bf16
   autocast takes a slow attention path.
+* ``bf16-fused``: bf16 weights, eager, with every transformer block swapped for
+  `runtime_fused.FusedBlock`: the bias, exact GELU and residual add run as
+  oneDNN post-ops inside the GEMMs and attention is PyTorch's fused SDPA,
+  which removes most of the non-matmul time (docs/fast-paths.md has the
+  measurements; same accuracy). No compile step, so it is what ``auto`` picks
+  on CPUs with native bf16.
 * ``bf16-compile``: bf16 weights plus ``torch.compile(dynamic=True)`` with
   inductor freezing (weights folded into the graph, oneDNN-packed) for the
   image tower; the text tower runs bf16 eager. It fuses the non-matmul work;
@@ -55,6 +62,7 @@ log = logging.getLogger(__name__)
 EAGER = "eager"
 BF16 = "bf16"
 BF16_COMPILE = "bf16-compile"
+BF16_FUSED = "bf16-fused"
 
 
 @dataclass(frozen=True)
@@ -70,10 +78,13 @@ class RuntimeSpec:
 class Backend:
     """Runs the two towers of an open_clip model in one dtype, optionally compiled."""
 
-    def __init__(self, runtime: str, dtype: torch.dtype, compiled: bool = False) -> None:
+    def __init__(
+        self, runtime: str, dtype: torch.dtype, compiled: bool = False, fused: bool = False
+    ) -> None:
         self.runtime = runtime
         self.dtype = dtype
         self.compiled = compiled
+        self.fused = fused
         self.compile_s = 0.0
         self._image: Callable[[torch.Tensor], torch.Tensor] | None = None
         self._text: Callable[[torch.Tensor], torch.Tensor] | None = None
@@ -86,6 +97,10 @@ class Backend:
     def prepare(self, model: torch.nn.Module) -> None:
         """Casts (and wraps for compilation) a loaded eval-mode model, in place."""
         model.to(dtype=self.dtype)
+        if self.fused:
+            from embedder_service.runtime_fused import fuse_blocks
+
+            fuse_blocks(model)
         encode_image = cast(Callable[[torch.Tensor], torch.Tensor], model.encode_image)
         self._image = encode_image
         self._text = cast(Callable[[torch.Tensor], torch.Tensor], model.encode_text)
@@ -136,11 +151,30 @@ def _fixed_bf16(compiled: bool) -> Callable[[str, str], Backend]:
     return build
 
 
+def _fused_bf16(device: str, precision: str) -> Backend:
+    check_bf16_runtime(BF16_FUSED, device, precision)
+    return Backend(BF16_FUSED, torch.bfloat16, fused=True)
+
+
+def _fused_unavailable(device: str) -> str | None:
+    if device.startswith("cuda"):
+        return "oneDNN fused blocks are a CPU path"
+    from embedder_service.runtime_fused import fusable
+
+    return bf16_unavailable(device) or fusable()
+
+
 RUNTIMES: dict[str, RuntimeSpec] = {
     spec.name: spec
     for spec in (
         RuntimeSpec(EAGER, "reference: float32 on CPU, float16 on CUDA", _eager),
         RuntimeSpec(BF16, "bfloat16 weights, eager", _fixed_bf16(False), bf16_unavailable),
+        RuntimeSpec(
+            BF16_FUSED,
+            "bfloat16 weights, oneDNN-fused transformer blocks (bias/GELU/residual post-ops, SDPA)",
+            _fused_bf16,
+            _fused_unavailable,
+        ),
         RuntimeSpec(
             BF16_COMPILE,
             "bfloat16 weights, torch.compile with freezing (minutes to compile)",
@@ -160,12 +194,15 @@ def offered_runtimes(device: str) -> list[str]:
 def choose_runtime(device: str, precision: str = AUTO) -> str:
     """What "auto" means on `device`.
 
-    An explicit precision keeps the eager path in that dtype. Otherwise:
-    bfloat16 eager on CPUs with native bf16 (2x float32 on our EPYC, no
-    start-up cost; compiling is opt-in: no faster there, 40-100 s to start),
-    float32 eager on other CPUs, float16 eager on CUDA.
+    An explicit precision keeps the eager path in that dtype. Otherwise, on
+    CPUs with native bf16: the fused bf16 blocks where oneDNN offers them
+    (fastest measured, no start-up cost), else bf16 eager (compiling is opt-in:
+    no faster there, 40-100 s to start); float32 eager on other CPUs, float16
+    eager on CUDA.
     """
-    return BF16 if auto_picks_bf16(device, precision) else EAGER
+    if not auto_picks_bf16(device, precision):
+        return EAGER
+    return BF16_FUSED if BF16_FUSED in offered_runtimes(device) else BF16
 
 
 def create_backend(runtime: str, device: str, precision: str = AUTO) -> Backend:

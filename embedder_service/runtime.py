@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 class Limits:
     max_batch_size: int = 32
     max_wait_s: float = 0.005
+    max_fill_wait_s: float = 0.05
     max_queue: int = 4096
     max_items_per_request: int = 512
     max_request_bytes: int = 64 * 1024 * 1024
@@ -58,17 +59,28 @@ class EmbedderRuntime(BatchedModelRuntime):
             lambda items, _key: list(model.encode_text_batch(items)), "text", "text"
         )
 
+    @property
+    def image_batcher(self) -> DynamicBatcher[torch.Tensor, np.ndarray]:
+        """The image tower's batcher (benches read its stats and knobs)."""
+        return self._images
+
     async def embed_images(self, images: Sequence[bytes], partial: bool) -> ImageVectors:
         """Vectors per image; with `partial`, bad images are reported instead of raised."""
         self._check_request(len(images), "images")
-        decoded = await decode_all(self._decode_pool, self.model.preprocess_image, images)
-        if not partial:
-            decoded.raise_first_error()
-        out = ImageVectors([None] * len(images), decoded.errors)
-        if decoded.good:
-            results = await self._images.submit([t for _, t in decoded.good])
-            for (i, _), v in zip(decoded.good, results, strict=True):
-                out.values[i] = v
+        # Announced before decoding, so a batch forming now waits for these
+        # images instead of leaving with the few already decoded.
+        incoming = self._images.expect(len(images))
+        try:
+            decoded = await decode_all(self._decode_pool, self.model.preprocess_image, images)
+            if not partial:
+                decoded.raise_first_error()
+            out = ImageVectors([None] * len(images), decoded.errors)
+            if decoded.good:
+                results = await self._images.submit([t for _, t in decoded.good], incoming=incoming)
+                for (i, _), v in zip(decoded.good, results, strict=True):
+                    out.values[i] = v
+        finally:
+            incoming.release()
         return out
 
     async def embed_texts(self, texts: Sequence[str]) -> tuple[list[np.ndarray], list[bool]]:

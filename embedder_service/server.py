@@ -28,6 +28,7 @@ def build_runtime(
         Limits(
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_wait_ms / 1000.0,
+            max_fill_wait_s=settings.max_fill_wait_ms / 1000.0,
             max_queue=settings.max_queue,
             max_items_per_request=settings.max_items_per_request,
             max_request_bytes=settings.max_request_bytes,

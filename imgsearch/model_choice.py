@@ -22,7 +22,7 @@ OFFLINE_MODEL_NAME = "offline-tiny"
 
 # The names of embedder_service.backends.RUNTIMES and
 # caption_service.model.CAPTION_RUNTIMES (tests keep them equal).
-ClipRuntime = Literal["auto", "eager", "bf16", "bf16-compile"]
+ClipRuntime = Literal["auto", "eager", "bf16", "bf16-fused", "bf16-compile"]
 BlipRuntime = Literal["auto", "eager", "bf16"]
 
 
@@ -44,8 +44,9 @@ class ClipChoice(Placement):
     )
     runtime: ClipRuntime = Field(
         "auto",
-        description="auto (bf16 on CPUs with native bf16, else eager), eager (float32 CPU, "
-        "float16 CUDA), bf16, bf16-compile (fastest on CPU; compiles for minutes at start)",
+        description="auto (bf16-fused on CPUs with native bf16, else eager), eager (float32 "
+        "CPU, float16 CUDA), bf16, bf16-fused (oneDNN post-op fusion, fastest on CPU), "
+        "bf16-compile (compiles for minutes at start)",
     )
 
 

@@ -21,6 +21,7 @@ from caption_service.model import CAPTION_RUNTIMES, BlipCaptioner, resolve_runti
 from caption_service.settings import CaptionerSettings
 from embedder_service.backends import (
     BF16,
+    BF16_FUSED,
     EAGER,
     RUNTIME_CHOICES,
     choose_runtime,
@@ -117,6 +118,8 @@ def test_fast_runtime_passes_accuracy_gate(
     model = ClipEmbedder(str(config), str(checkpoint), runtime=runtime)
     model.warmup()  # compiles, for compiled runtimes
     assert model.info.runtime == runtime and model.info.precision == "bfloat16"
+    if runtime == BF16_FUSED:  # the blocks really were swapped
+        assert sum(type(m).__name__ == "FusedBlock" for m in model._model.modules()) == 8
     frames = torch._dynamo.utils.counters["frames"]["ok"]
     images, texts = _embed(model, corpus)
     ref_images, ref_texts = reference
@@ -153,7 +156,9 @@ def test_auto_picks_the_fastest_offered_runtime_without_compiling() -> None:
     assert EAGER in offered_runtimes("cpu")
     chosen = choose_runtime("cpu")
     assert chosen in offered_runtimes("cpu")
-    assert chosen == (BF16 if cpu_has_native_bf16() else EAGER)
+    offered = offered_runtimes("cpu")
+    fastest = [r for r in (BF16_FUSED, BF16) if r in offered]
+    assert chosen == (fastest[0] if cpu_has_native_bf16() else EAGER)
     # A pinned precision keeps the eager path in that dtype; CUDA runs float16.
     assert choose_runtime("cpu", "float32") == EAGER
     assert choose_runtime("cuda") == EAGER

@@ -76,6 +76,8 @@ class BatchedModelRuntime:
             max_batch_size=self.limits.max_batch_size,
             max_wait_s=self.limits.max_wait_s,
             max_queue=self.limits.max_queue,
+            # Optional in a service's Limits: 0 = no waiting for announced items.
+            max_fill_wait_s=getattr(self.limits, "max_fill_wait_s", 0.0),
             name=name,
             on_batch=self.metrics.batch_observer(metric_label),
             on_queue_depth=self.metrics.depth_observer(metric_label),

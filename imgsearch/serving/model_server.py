@@ -43,6 +43,14 @@ class ModelServiceSettings(BaseSettings, ServerSecurity):
     metrics_port: int = Field(-1, ge=-1, le=65535, description="-1 disables")
     max_batch_size: int = Field(32, ge=1, le=4096, description="largest model batch")
     max_wait_ms: float = Field(5.0, ge=0, le=1000, description="how long a batch waits to fill")
+    max_fill_wait_ms: float = Field(
+        50.0,
+        ge=0,
+        le=1000,
+        description="how long a batch may wait for images that requests already sent and "
+        "that are still decoding (at least; up to half a batch's run time); fills batches "
+        "under many single-image clients; 0 = off",
+    )
     max_queue: int = Field(4096, ge=1, description="items waiting before RESOURCE_EXHAUSTED")
     max_items_per_request: int = Field(512, ge=1)
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
