@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search_gateway.media.video import VIDEO_EXTENSIONS
+from search_gateway.media.ids import VIDEO_EXTENSIONS
 from search_gateway.meta_syntax import parse_meta
 
 if TYPE_CHECKING:
