@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 from bench.ceiling import GemmCeiling, Windows
+from bench.embedder_throughput import make_jpegs
 from embedder_service.backends import EAGER, offered_runtimes
 from embedder_service.model import ClipEmbedder
 from embedder_service.runtime_fused import fusable
@@ -39,17 +40,6 @@ from imgsearch.v1 import embedder_pb2, embedder_pb2_grpc
 
 BATCHES = (1, 8, 32)
 CEILING_BATCH = 32
-
-
-def make_jpegs(n: int, side: int = 256) -> list[bytes]:
-    rng = np.random.default_rng(0)
-    out = []
-    for _ in range(n):
-        arr = rng.integers(0, 255, (side // 8, side // 8, 3), dtype=np.uint8)
-        buf = io.BytesIO()
-        Image.fromarray(arr).resize((side, side)).save(buf, "JPEG", quality=90)
-        out.append(buf.getvalue())
-    return out
 
 
 def core_rate(model: ClipEmbedder, pixels: list[torch.Tensor], batch: int, seconds: float) -> float:

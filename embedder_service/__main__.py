@@ -7,20 +7,11 @@ from __future__ import annotations
 
 import sys
 
-from embedder_service.settings import EmbedderSettings
-from imgsearch.serving.model_server import serve_main
-
 
 def main(argv: list[str] | None = None) -> int:
-    from embedder_service.server import start_embedder_server
+    from embedder_service.server import EMBEDDER
 
-    return serve_main(
-        argv,
-        EmbedderSettings,
-        "imgsearch-embedder",
-        "CLIP embedder gRPC service (imgsearch.v1.Embedder)",
-        start_embedder_server,
-    )
+    return EMBEDDER.main(argv)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
+
 from grpc import aio
 
 from embedder_service.runtime import EmbedderRuntime
@@ -39,15 +42,6 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         self, request: embedder_pb2.InfoRequest, context: aio.ServicerContext
     ) -> embedder_pb2.EmbedderInfo:
         serving = serving_info(self.runtime, self.runtime.limits, self.max_image_pixels)
-        info = self.runtime.model.info
-        return embedder_pb2.EmbedderInfo(
-            model=info.model,
-            pretrained=info.pretrained,
-            dimension=info.dimension,
-            device=info.device,
-            precision=info.precision,
-            runtime=info.runtime,
-            context_length=info.context_length,
-            image_size=info.image_size,
-            **serving,
-        )
+        # EmbedderInfo = the model's EmbedderModelInfo + the serving fields, by name.
+        fields: dict[str, Any] = {**asdict(self.runtime.model.info), **serving}
+        return embedder_pb2.EmbedderInfo(**fields)

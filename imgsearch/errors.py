@@ -7,68 +7,60 @@ no exception text of an *unexpected* error ever reaches a client.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ImgsearchError(Exception):
-    """Base class: an error whose message is safe and useful to show a client."""
+    """Base class: an error whose message is safe and useful to show a client.
+
+    A subclass names its gRPC status code in its class line
+    (``class NotFound(ImgsearchError, status="NOT_FOUND")``); it is then the
+    class attribute ``status_name``, and a subclass without one inherits its
+    parent's."""
 
     status_name = "INTERNAL"
 
-
-class InvalidInput(ImgsearchError):
-    """The request is malformed or names bad data (INVALID_ARGUMENT)."""
-
-    status_name = "INVALID_ARGUMENT"
-
-
-class TooLarge(ImgsearchError):
-    """The request exceeds a size limit (RESOURCE_EXHAUSTED)."""
-
-    status_name = "RESOURCE_EXHAUSTED"
+    def __init_subclass__(cls, status: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status_name = status
 
 
-class Overloaded(ImgsearchError):
-    """The work queue is full; retry later (RESOURCE_EXHAUSTED)."""
-
-    status_name = "RESOURCE_EXHAUSTED"
+class InvalidInput(ImgsearchError, status="INVALID_ARGUMENT"):
+    """The request is malformed or names bad data."""
 
 
-class NotReady(ImgsearchError):
-    """The model is still loading or the server is draining (UNAVAILABLE)."""
-
-    status_name = "UNAVAILABLE"
+class TooLarge(ImgsearchError, status="RESOURCE_EXHAUSTED"):
+    """The request exceeds a size limit."""
 
 
-class Unavailable(ImgsearchError):
-    """A dependency (model service, Qdrant) cannot be reached (UNAVAILABLE)."""
-
-    status_name = "UNAVAILABLE"
+class Overloaded(ImgsearchError, status="RESOURCE_EXHAUSTED"):
+    """The work queue is full; retry later."""
 
 
-class NotFound(ImgsearchError):
-    """A named entity does not exist (NOT_FOUND)."""
-
-    status_name = "NOT_FOUND"
+class NotReady(ImgsearchError, status="UNAVAILABLE"):
+    """The model is still loading or the server is draining."""
 
 
-class FailedPrecondition(ImgsearchError):
-    """The system is not in a state that allows the call (FAILED_PRECONDITION)."""
-
-    status_name = "FAILED_PRECONDITION"
+class Unavailable(ImgsearchError, status="UNAVAILABLE"):
+    """A dependency (model service, Qdrant) cannot be reached."""
 
 
-class PermissionDenied(ImgsearchError):
-    """The caller may not do this (PERMISSION_DENIED)."""
-
-    status_name = "PERMISSION_DENIED"
+class NotFound(ImgsearchError, status="NOT_FOUND"):
+    """A named entity does not exist."""
 
 
-class Unauthenticated(ImgsearchError):
-    """No or wrong credentials (UNAUTHENTICATED)."""
-
-    status_name = "UNAUTHENTICATED"
+class FailedPrecondition(ImgsearchError, status="FAILED_PRECONDITION"):
+    """The system is not in a state that allows the call."""
 
 
-class DeadlineExceeded(ImgsearchError):
+class PermissionDenied(ImgsearchError, status="PERMISSION_DENIED"):
+    """The caller may not do this."""
+
+
+class Unauthenticated(ImgsearchError, status="UNAUTHENTICATED"):
+    """No or wrong credentials."""
+
+
+class DeadlineExceeded(ImgsearchError, status="DEADLINE_EXCEEDED"):
     """The caller's deadline passed before the work finished."""
-
-    status_name = "DEADLINE_EXCEEDED"

@@ -10,7 +10,7 @@ so the gateway image (which has no model packages) can read its settings.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypedDict
 
 from pydantic import BaseModel, Field
 
@@ -65,4 +65,28 @@ class BlipChoice(Placement):
         "eager",
         description="eager (precision as set), bf16 (bfloat16 weights: ~3.5x on CPUs with "
         "native bf16), auto (bf16 where native, else eager)",
+    )
+
+
+class ModelOptions(TypedDict):
+    """The keyword arguments both model wrappers (ClipEmbedder, BlipCaptioner) take."""
+
+    device: str
+    precision: str
+    runtime: str
+    cache_dir: str | None
+    max_image_pixels: int
+
+
+def model_options(
+    choice: ClipChoice | BlipChoice, max_image_pixels: int, cache_dir: str | None = None
+) -> ModelOptions:
+    """How a settings section places its model: the model services' settings, or
+    the gateway's `embedder` / `captioner` section when it runs a model in-process."""
+    return ModelOptions(
+        device=choice.device,
+        precision=choice.precision,
+        runtime=choice.runtime,
+        cache_dir=cache_dir,
+        max_image_pixels=max_image_pixels,
     )

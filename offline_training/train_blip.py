@@ -12,11 +12,7 @@ Continue from a checkpoint with ``--init <copy of weights/blip>`` (new seed, low
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
-import random
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +21,7 @@ import torch
 
 from offline_models import registry
 from offline_training import scenes, vocab
+from offline_training.training import TrainingRun, training_parser
 
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -93,39 +90,23 @@ def build_model(vocab_size: int, hidden: int, vision_layers: int, text_layers: i
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = training_parser(
+        __doc__,
+        out=registry.BLIP_DIR,
+        steps=2000,
+        seed=2,
+        batch_size=64,
+        lr=1e-3,
+        log_every=25,
+        init_help="continue from a saved model directory (e.g. a copy of weights/blip) "
+        "instead of random weights; --hidden and the layer counts are then ignored",
     )
-    p.add_argument("--out", type=Path, default=registry.BLIP_DIR)
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--hidden", type=int, default=192)
     p.add_argument("--vision-layers", type=int, default=4)
     p.add_argument("--text-layers", type=int, default=3)
-    p.add_argument(
-        "--max-minutes",
-        type=float,
-        default=40.0,
-        help="cosine schedule also ends by this wall time",
-    )
-    p.add_argument(
-        "--init",
-        type=Path,
-        default=None,
-        help="continue from a saved model directory (e.g. a copy of weights/blip) "
-        "instead of random weights; --hidden and the layer counts are then ignored",
-    )
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--log-every", type=int, default=25)
     args = p.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
+    run = TrainingRun(args)
     tok_dir = args.out / "_tokenizer_build"
     vocab.save_tokenizer(tok_dir)
     processor = build_processor(tok_dir)
@@ -150,16 +131,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
     model.train()
-    start, max_s, ema, step = time.time(), args.max_minutes * 60, None, 0
-    for step in range(args.steps):
-        progress = max(step / args.steps, (time.time() - start) / max_s)
-        if progress >= 1.0:
-            print(f"stopping at step {step}: wall-time budget reached", flush=True)
-            break
-        lr = args.lr * min(1.0, (step + 1) / args.warmup) * 0.5 * (1 + math.cos(math.pi * progress))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        batch = [scenes.generate_scene(rng) for _ in range(args.batch_size)]
+    for step, lr in run.steps(opt):
+        batch = [scenes.generate_scene(run.rng) for _ in range(args.batch_size)]
         enc = processor(
             images=[s.image for s in batch],
             text=[s.caption for s in batch],
@@ -179,12 +152,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        ema = out.loss.item() if ema is None else 0.9 * ema + 0.1 * out.loss.item()
-        if step % args.log_every == 0 or step == args.steps - 1:
-            el = time.time() - start
+        ema = run.track(out.loss.item())
+        if run.log_due(step):
             print(
                 f"step {step:5d} loss {out.loss.item():.4f} ema {ema:.4f} lr {lr:.2e} "
-                f"{(step + 1) / el:.3f} steps/s elapsed {el / 60:.1f} min",
+                f"{run.pace(step)}",
                 flush=True,
             )
     model.eval()  # kept fp32 (~15 MB): fp16 weights would make CPU inference load in fp16
@@ -193,14 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for f in tok_dir.iterdir():
         f.unlink()
     tok_dir.rmdir()
-    info = {
-        "params": n_params,
-        "steps_run": step + 1,
-        "wall_minutes": round((time.time() - start) / 60, 2),
-        "final_ema_loss": ema,
-        "args": {k: str(v) for k, v in vars(args).items()},
-    }
-    (args.out / "train_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+    info = run.save_info(n_params)
     print(f"saved {args.out}; {json.dumps(info)}", flush=True)
 
 

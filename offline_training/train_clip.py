@@ -12,11 +12,9 @@ registered model, so inference through open_clip sees what training saw.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
@@ -26,6 +24,7 @@ import torch.nn.functional as F
 
 from offline_models import registry
 from offline_training import scenes, vocab
+from offline_training.training import TrainingRun, training_parser
 
 _ATTR_VALUES: dict[str, tuple[str, ...]] = {
     "colour": tuple(scenes.COLOURS),
@@ -134,12 +133,6 @@ class AttributeHeads(torch.nn.Module):
         return cast(torch.Tensor, total) / len(parts)
 
 
-def lr_at(progress: float, step: int, base_lr: float, warmup: int) -> float:
-    """Linear warmup then cosine decay on ``progress`` in [0, 1]."""
-    warm = min(1.0, (step + 1) / max(1, warmup))
-    return base_lr * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def save_fp16(model: torch.nn.Module, path: Path) -> None:
     """Half-precision safetensors checkpoint (open_clip's loader upcasts on load)."""
     from safetensors.torch import save_file
@@ -152,35 +145,24 @@ def save_fp16(model: torch.nn.Module, path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = training_parser(
+        __doc__,
+        out=registry.CLIP_DIR,
+        steps=900,
+        seed=1,
+        batch_size=192,
+        lr=2e-3,
+        log_every=10,
+        init_help="continue from a saved checkpoint",
     )
-    p.add_argument("--out", type=Path, default=registry.CLIP_DIR)
-    p.add_argument("--steps", type=int, default=900)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=192)
     p.add_argument("--texts-per-image", type=int, default=2)
-    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--warmup", type=int, default=50)
-    p.add_argument(
-        "--max-minutes",
-        type=float,
-        default=40.0,
-        help="cosine schedule also ends by this wall time",
-    )
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--aux-weight", type=float, default=1.0, help="attribute-probe loss weight")
-    p.add_argument("--init", type=Path, default=None, help="continue from a saved checkpoint")
     args = p.parse_args(argv)
 
     import open_clip
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
+    run = TrainingRun(args)
     tok_dir = args.out / registry.TOKENIZER_SUBDIR
     vocab.save_tokenizer(tok_dir)
     name = registry.register_config(tok_dir)
@@ -206,20 +188,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         eps=1e-6,
     )
     model.train()
-    start = time.time()
-    max_s = args.max_minutes * 60
-    ema_loss = None
-    step = 0
-    for step in range(args.steps):
-        elapsed = time.time() - start
-        progress = max(step / args.steps, elapsed / max_s)
-        if progress >= 1.0:
-            print(f"stopping at step {step}: wall-time budget reached", flush=True)
-            break
-        lr = lr_at(progress, step, args.lr, args.warmup)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        batch, texts, pos, objects = make_batch(rng, args.batch_size, args.texts_per_image)
+    for step, lr in run.steps(opt):
+        batch, texts, pos, objects = make_batch(run.rng, args.batch_size, args.texts_per_image)
         images = torch.stack([preprocess(s.image) for s in batch])
         tokens = tokenizer(texts)
         img_f = model.encode_image(images, normalize=True)
@@ -234,30 +204,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        ema_loss = loss.item() if ema_loss is None else 0.9 * ema_loss + 0.1 * loss.item()
-        if step % args.log_every == 0 or step == args.steps - 1:
+        ema_loss = run.track(loss.item())
+        if run.log_due(step):
             with torch.no_grad():
                 top = logits.argmax(0)  # best image per text
                 acc = pos[top, torch.arange(pos.shape[1])].float().mean().item()
-            el = time.time() - start
             print(
                 f"step {step:5d} loss {loss.item():.4f} ema {ema_loss:.4f} "
                 f"aux {aux.item():.3f} t2i-acc {acc:.3f} "
                 f"lr {lr:.2e} scale {model.logit_scale.exp().item():.1f} "
-                f"{(step + 1) / el:.3f} steps/s elapsed {el / 60:.1f} min",
+                f"{run.pace(step)}",
                 flush=True,
             )
     ckpt = registry.clip_checkpoint_path(args.out)
     save_fp16(model, ckpt)
-    info = {
-        "model_name": name,
-        "params": n_params,
-        "steps_run": step + 1,
-        "wall_minutes": round((time.time() - start) / 60, 2),
-        "final_ema_loss": ema_loss,
-        "args": {k: str(v) for k, v in vars(args).items()},
-    }
-    (args.out / "train_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+    info = run.save_info(n_params, model_name=name)
     print(f"saved {ckpt} ({ckpt.stat().st_size / 1e6:.1f} MB); {json.dumps(info)}", flush=True)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 
+from imgsearch.model_choice import model_options
 from imgsearch.serving.auth import bearer
 from imgsearch.serving.security import channel_credentials
 from search_gateway.core import CoreLimits, GatewayCore
@@ -39,14 +40,7 @@ def build_embedder(s: GatewaySettings) -> Embedder:
     from embedder_service.model import ClipEmbedder
     from search_gateway.model_clients.local import LocalEmbedder
 
-    model = ClipEmbedder(
-        e.model,
-        e.pretrained,
-        device=e.device,
-        precision=e.precision,
-        runtime=e.runtime,
-        max_image_pixels=s.max_image_pixels,
-    )
+    model = ClipEmbedder(e.model, e.pretrained, **model_options(e, s.max_image_pixels))
     return LocalEmbedder(model, batch_size=s.ingest_batch_size)
 
 
@@ -61,15 +55,7 @@ def build_captioner(s: GatewaySettings) -> Captioner:
 
     # Loaded lazily on the first caption request: indexing without captions
     # never pays for BLIP.
-    return LocalCaptioner(
-        BlipCaptioner(
-            c.model,
-            device=c.device,
-            precision=c.precision,
-            runtime=c.runtime,
-            max_image_pixels=s.max_image_pixels,
-        )
-    )
+    return LocalCaptioner(BlipCaptioner(c.model, **model_options(c, s.max_image_pixels)))
 
 
 def build_scorer(s: GatewaySettings) -> Scorer | None:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgsearch.errors import ImgsearchError, Unavailable
 from search_gateway import domain as d
+from search_gateway.atomic import write_atomically
 from search_gateway.model_clients.base import Captioner
 from search_gateway.tenancy import TenantScope
 
@@ -40,14 +39,7 @@ class CaptionSpool:
 
     def put(self, point_id: str, data: bytes) -> None:
         """Written atomically (temp file + rename) so a crash leaves no torn copy."""
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, self._path(point_id))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self._path(point_id), data)
 
     def get(self, point_id: str) -> bytes | None:
         try:

@@ -34,6 +34,7 @@ class IndexKind(enum.Enum):
     KEYWORD = "keyword"
     TENANT_KEYWORD = "tenant_keyword"  # keyword that partitions data per tenant
     INTEGER = "integer"
+    FLOAT = "float"
     BOOL = "bool"
     DATETIME = "datetime"
     GEO = "geo"
@@ -104,6 +105,9 @@ PAYLOAD_INDEXES: dict[str, IndexKind] = {
     INGESTED_AT: IndexKind.DATETIME,
     DUPLICATE_OF: IndexKind.KEYWORD,
     VIDEO_SHA256: IndexKind.KEYWORD,
+    FRAME_OFFSET: IndexKind.FLOAT,
+    FRAME_END: IndexKind.FLOAT,
+    TIMESTAMP_END: IndexKind.DATETIME,
     TIMESTAMP: IndexKind.DATETIME,
     CAMERA_ID: IndexKind.KEYWORD,
     LOCATION: IndexKind.GEO,

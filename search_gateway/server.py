@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from imgsearch.serving.metrics import ServiceMetrics
 from imgsearch.serving.server import RunningServer, ServiceBinding, create_server, drain
@@ -12,6 +13,9 @@ from imgsearch.v1 import gateway_pb2, gateway_pb2_grpc
 from search_gateway.core import GatewayCore
 from search_gateway.servicer import GatewayServicer
 from search_gateway.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from search_gateway.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,7 @@ class GatewayServer:
     metrics_port: int | None
     backfill: asyncio.Task[None] | None = None
     health: asyncio.Task[None] | None = None
+    web: WebServer | None = None
 
     @property
     def port(self) -> int:
@@ -38,6 +43,8 @@ class GatewayServer:
         for task in (self.backfill, self.health):
             if task is not None:
                 task.cancel()
+        if self.web is not None:
+            await self.web.stop()
         await drain(self.running, grace_s)
         await self.core.close()
 
@@ -78,6 +85,12 @@ async def start_gateway_server(
     else:
         server.health = asyncio.get_running_loop().create_task(
             _serve_once_usable(core, running, OPEN_RETRY_S)
+        )
+    if settings.http_port >= 0:
+        from search_gateway.web.server import start_web_server
+
+        server.web = await start_web_server(
+            core, settings, port=settings.http_port, api_keys=settings.api_keys(), metrics=metrics
         )
     if core.captions is not None:
         server.backfill = asyncio.get_running_loop().create_task(

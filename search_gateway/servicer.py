@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict
 
 from grpc import aio
 
@@ -12,11 +13,11 @@ from imgsearch.errors import InvalidInput, TooLarge
 from imgsearch.serving.auth import current_tenant
 from imgsearch.v1 import gateway_pb2, gateway_pb2_grpc
 from search_gateway import convert
-from search_gateway.core import GatewayCore, Hit, SearchQuery
+from search_gateway.core import GatewayCore, SearchQuery
 from search_gateway.events import ResultShape
 from search_gateway.ingest import FrameRef, IngestItem, IngestOutcome, IngestStatus
 from search_gateway.rerank import RerankOptions
-from search_gateway.shape_proto import page_to_proto, shape_from_proto
+from search_gateway.shape_proto import hit_to_proto, page_to_proto, shape_from_proto
 from search_gateway.thumbnails import media_type
 
 _MODES = {
@@ -32,17 +33,6 @@ _STATUS = {
     IngestStatus.FAILED: gateway_pb2.INGEST_STATUS_FAILED,
     IngestStatus.SIMILAR_FRAME: gateway_pb2.INGEST_STATUS_SIMILAR_FRAME,
 }
-
-
-def hit_to_proto(hit: Hit) -> gateway_pb2.Hit:
-    return gateway_pb2.Hit(
-        id=hit.id,
-        score=hit.score,
-        uri=hit.uri,
-        caption=hit.caption,
-        payload=convert.payload_to_proto(hit.payload),
-        rerank_score=hit.rerank_score,
-    )
 
 
 def outcome_to_proto(o: IngestOutcome) -> gateway_pb2.IngestResult:
@@ -223,14 +213,5 @@ class GatewayServicer(gateway_pb2_grpc.SearchGatewayServicer):
     async def Stats(
         self, request: gateway_pb2.StatsRequest, context: aio.ServicerContext
     ) -> gateway_pb2.StatsResponse:
-        s = await self.core.stats(current_tenant())
-        return gateway_pb2.StatsResponse(
-            count=s.count,
-            model=s.model,
-            pretrained=s.pretrained,
-            dimension=s.dimension,
-            captioned_count=s.captioned_count,
-            caption_pending_count=s.caption_pending_count,
-            collection=s.collection,
-            store=s.store,
-        )
+        # StatsResponse carries core.Stats under the same names.
+        return gateway_pb2.StatsResponse(**asdict(await self.core.stats(current_tenant())))

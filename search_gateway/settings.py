@@ -23,6 +23,7 @@ from pydantic_settings import (
 from imgsearch.images import DEFAULT_MAX_PIXELS
 from imgsearch.model_choice import BlipChoice, ClipChoice
 from imgsearch.serving.security import ServerSecurity
+from search_gateway.data_dir import default_data_dir
 
 DEFAULT_PORT = 50050
 DEFAULT_METRICS_PORT = 9466
@@ -44,11 +45,6 @@ FLAT_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
     "captioner_timeout_s": (("captioner", "timeout_s"),),
     "rerank_model": (("rerank", "model"),),
 }
-
-
-def default_data_dir() -> str:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return str(Path(base) / "imgsearch")
 
 
 class EmbedderLink(ClipChoice):
@@ -157,6 +153,12 @@ class GatewaySettings(BaseSettings, ServerSecurity):
     host: str = "0.0.0.0"
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=-1, le=65535, description="-1 disables")
+    http_port: int = Field(
+        -1, ge=-1, le=65535, description="JSON API and search page over HTTP; -1 disables"
+    )
+    http_max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="largest HTTP request body (JSON, base64 images)"
+    )
     read_roots: str = Field(
         "", description="folders the gateway may read by path (os.pathsep-separated)"
     )

@@ -21,13 +21,13 @@ budget ~25 KB per point (25 GB per million points).
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from PIL import Image
+
+from search_gateway.atomic import write_atomically
 
 THUMBNAIL_SIDE = 384
 THUMBNAIL_QUALITY = 75
@@ -109,14 +109,7 @@ class ThumbnailStore:
             raise ValueError("thumbnail bytes must be JPEG or WebP")
         path = self._path(point_id)
         path.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, data)
 
     def get(self, point_id: str) -> bytes | None:
         """The thumbnail bytes, or None when the point has none."""

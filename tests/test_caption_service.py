@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from caption_service.model import BlipCaptioner, CaptionOptions
 from caption_service.model_spec import resolve
@@ -19,6 +17,7 @@ from caption_service.settings import CaptionerSettings
 from imgsearch.errors import InvalidInput
 from imgsearch.v1 import captioner_pb2, captioner_pb2_grpc
 from tests.conftest import decompression_bomb_png, encode_image, pattern
+from tests.model_service import GatedLoad, check_health, check_image_batch_errors, rpc_error
 from tests.service_process import serve_then_sigterm
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -74,14 +73,6 @@ async def stub(server: CaptionServer) -> AsyncIterator[captioner_pb2_grpc.Captio
 def request(images: list[bytes], **kwargs: object) -> captioner_pb2.CaptionRequest:
     options = kwargs.pop("options", None) or captioner_pb2.CaptionOptions()
     return captioner_pb2.CaptionRequest(images=images, options=options, **kwargs)  # type: ignore[arg-type]
-
-
-async def _code(call: object) -> tuple[grpc.StatusCode, str]:
-    try:
-        await call  # type: ignore[misc]
-    except grpc.aio.AioRpcError as err:
-        return err.code(), err.details() or ""
-    raise AssertionError("call succeeded but should have failed")
 
 
 async def test_captions_in_order_and_equal_to_in_process(
@@ -174,30 +165,23 @@ async def test_different_options_never_share_a_batch(
 
 async def test_error_statuses(stub: captioner_pb2_grpc.CaptionerStub) -> None:
     good = encode_image(pattern(1))
-    truncated_jpeg = encode_image(pattern(2, (640, 480)), quality=95)
-    truncated_jpeg = truncated_jpeg[: len(truncated_jpeg) // 2]
     opts = captioner_pb2.CaptionOptions
 
-    code, msg = await _code(stub.Caption(request([])))
-    assert code == INVALID and "empty batch" in msg
-    code, msg = await _code(stub.Caption(request([good, b"not an image at all"])))
-    assert code == INVALID and msg.startswith("image[1]:")
-    code, msg = await _code(stub.Caption(request([good, good, truncated_jpeg])))
-    assert code == INVALID and msg.startswith("image[2]:") and "truncated" in msg.lower()
-    code, msg = await _code(stub.Caption(request([good, decompression_bomb_png()])))
+    await check_image_batch_errors(lambda images: stub.Caption(request(images)))
+    code, msg = await rpc_error(stub.Caption(request([good, decompression_bomb_png()])))
     assert code == INVALID and "image[1]: too large" in msg
-    code, msg = await _code(stub.Caption(request([good] * 17)))
+    code, msg = await rpc_error(stub.Caption(request([good] * 17)))
     assert code == EXHAUSTED and "limit is 16" in msg
-    code, _ = await _code(stub.Caption(request([b"\xff" * (3 * 1024 * 1024)])))
+    code, _ = await rpc_error(stub.Caption(request([b"\xff" * (3 * 1024 * 1024)])))
     assert code == EXHAUSTED  # over max_request_bytes (2 MiB here)
-    code, msg = await _code(stub.Caption(request([good], options=opts(max_new_tokens=33))))
+    code, msg = await rpc_error(stub.Caption(request([good], options=opts(max_new_tokens=33))))
     assert code == INVALID and "max_new_tokens" in msg
-    code, msg = await _code(stub.Caption(request([good], options=opts(num_beams=5))))
+    code, msg = await rpc_error(stub.Caption(request([good], options=opts(num_beams=5))))
     assert code == INVALID and "num_beams" in msg
-    code, msg = await _code(stub.Caption(request([good], options=opts(prefix="x" * 301))))
+    code, msg = await rpc_error(stub.Caption(request([good], options=opts(prefix="x" * 301))))
     assert code == INVALID and "prefix" in msg
     # 40 words + 32 new tokens overflow the tiny model's 64 positions.
-    code, msg = await _code(
+    code, msg = await rpc_error(
         stub.Caption(request([good], options=opts(max_new_tokens=32, prefix="a dog " * 20)))
     )
     assert code == INVALID and "positions" in msg
@@ -234,14 +218,8 @@ async def test_bad_image_does_not_spoil_concurrent_requests(
             assert isinstance(r, grpc.aio.AioRpcError) and r.code() == INVALID
 
 
-class _GatedCaptioner(BlipCaptioner):
+class _GatedCaptioner(GatedLoad, BlipCaptioner):
     """Loads only when the test says so, to observe NOT_SERVING."""
-
-    gate = threading.Event()
-
-    def _load(self) -> None:
-        assert self.gate.wait(30)
-        super()._load()
 
 
 async def test_health_goes_not_serving_to_serving(tiny_blip: Path) -> None:
@@ -249,20 +227,15 @@ async def test_health_goes_not_serving_to_serving(tiny_blip: Path) -> None:
     srv = await start_caption_server(settings, model=_GatedCaptioner(settings.model))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            check = health_pb2.HealthCheckRequest
-            reply = await health.Check(check(service="imgsearch.v1.Captioner"))
-            assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            await check_health(channel, "imgsearch.v1.Captioner", serving=False)
             captioner = captioner_pb2_grpc.CaptionerStub(channel)
-            code, _ = await _code(captioner.Caption(request([encode_image(pattern(1))])))
+            code, _ = await rpc_error(captioner.Caption(request([encode_image(pattern(1))])))
             assert code == grpc.StatusCode.UNAVAILABLE
-            code, _ = await _code(captioner.Info(captioner_pb2.CaptionerInfoRequest()))
+            code, _ = await rpc_error(captioner.Info(captioner_pb2.CaptionerInfoRequest()))
             assert code == grpc.StatusCode.UNAVAILABLE
             _GatedCaptioner.gate.set()
             await srv.wait_ready()
-            for service in ("", "imgsearch.v1.Captioner"):
-                reply = await health.Check(check(service=service))
-                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            await check_health(channel, "imgsearch.v1.Captioner", serving=True)
             reply2 = await captioner.Caption(request([encode_image(pattern(1))]))
             assert reply2.captions[0]
     finally:

@@ -354,3 +354,26 @@ def test_near_duplicates_point_at_the_representative(tmp_path: Path) -> None:
     rep_id = representative[0]["id"]
     marked = [h for h in hits if "duplicate_of" in h["payload"]]
     assert len(marked) == 2 and all(h["payload"]["duplicate_of"] == rep_id for h in marked)
+
+
+def test_ctrl_c_ends_a_query_while_the_model_loads(indexed: tuple[Path, Path]) -> None:
+    data, _ = indexed
+    proc = start(data, "query", "a red circle")
+    time.sleep(1.0)  # importing torch / loading CLIP
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    proc.communicate(timeout=30)
+    took = time.monotonic() - sent
+    assert proc.returncode in (130, -signal.SIGINT)
+    assert took <= 1.0, f"took {took:.2f} s"
+
+
+def test_warm_path_routes_the_daemon_commands() -> None:
+    from search_gateway.cli.app import DAEMON_COMMANDS
+    from search_gateway.cli.warm_path import ROUTED, command_of, data_dir_of
+
+    assert ROUTED == DAEMON_COMMANDS
+    assert command_of(["--data-dir", "query", "stats"]) == "stats"
+    assert command_of(["--model", "m", "query", "x"]) == "query"
+    assert data_dir_of(["query", "x", "--data-dir", "/d"]) == "/d"
+    assert data_dir_of(["--data-dir=/e", "stats"]) == "/e"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from embedder_service.model import ClipEmbedder
 from embedder_service.server import EmbedderServer, start_embedder_server
@@ -20,6 +18,7 @@ from embedder_service.settings import EmbedderSettings
 from imgsearch import vectors
 from imgsearch.v1 import embedder_pb2, embedder_pb2_grpc
 from tests.conftest import decompression_bomb_png, encode_image, pattern
+from tests.model_service import GatedLoad, check_health, check_image_batch_errors, rpc_error
 from tests.service_process import serve_then_sigterm
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -101,37 +100,22 @@ async def test_long_text_is_truncated_and_flagged(stub: embedder_pb2_grpc.Embedd
     assert all(len(v) == reply.dimension * 4 for v in reply.vectors)
 
 
-async def _code(call: object) -> tuple[grpc.StatusCode, str]:
-    try:
-        await call  # type: ignore[misc]
-    except grpc.aio.AioRpcError as err:
-        return err.code(), err.details() or ""
-    raise AssertionError("call succeeded but should have failed")
-
-
 async def test_error_statuses(stub: embedder_pb2_grpc.EmbedderStub) -> None:
     good = encode_image(pattern(1))
-    truncated_jpeg = encode_image(pattern(2, (640, 480)), quality=95)
-    truncated_jpeg = truncated_jpeg[: len(truncated_jpeg) // 2]
     req = embedder_pb2.EmbedImagesRequest
 
-    code, msg = await _code(stub.EmbedImages(req(images=[])))
-    assert code == INVALID and "empty batch" in msg
-    code, msg = await _code(stub.EmbedImages(req(images=[good, b"not an image at all"])))
-    assert code == INVALID and msg.startswith("image[1]:")
-    code, msg = await _code(stub.EmbedImages(req(images=[good, good, truncated_jpeg])))
-    assert code == INVALID and msg.startswith("image[2]:") and "truncated" in msg.lower()
-    code, msg = await _code(stub.EmbedImages(req(images=[decompression_bomb_png()])))
+    await check_image_batch_errors(lambda images: stub.EmbedImages(req(images=images)))
+    code, msg = await rpc_error(stub.EmbedImages(req(images=[decompression_bomb_png()])))
     assert code == INVALID and "image[0]: too large" in msg
-    code, msg = await _code(stub.EmbedImages(req(images=[b""])))
+    code, msg = await rpc_error(stub.EmbedImages(req(images=[b""])))
     assert code == INVALID and "image[0]: empty file" in msg
-    code, msg = await _code(stub.EmbedImages(req(images=[good] * 513)))
+    code, msg = await rpc_error(stub.EmbedImages(req(images=[good] * 513)))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "limit is 512" in msg
-    code, _ = await _code(stub.EmbedImages(req(images=[b"\xff" * (3 * 1024 * 1024)])))
+    code, _ = await rpc_error(stub.EmbedImages(req(images=[b"\xff" * (3 * 1024 * 1024)])))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED  # over max_request_bytes (2 MiB here)
-    code, msg = await _code(stub.EmbedTexts(embedder_pb2.EmbedTextsRequest(texts=["ok", "  "])))
+    code, msg = await rpc_error(stub.EmbedTexts(embedder_pb2.EmbedTextsRequest(texts=["ok", "  "])))
     assert code == INVALID and "text[1]" in msg
-    code, _ = await _code(stub.EmbedTexts(embedder_pb2.EmbedTextsRequest(texts=[])))
+    code, _ = await rpc_error(stub.EmbedTexts(embedder_pb2.EmbedTextsRequest(texts=[])))
     assert code == INVALID
 
     # The server is still healthy and answers correctly after all that.
@@ -168,14 +152,8 @@ async def test_bad_image_does_not_spoil_concurrent_requests(
             assert isinstance(r, grpc.aio.AioRpcError) and r.code() == INVALID
 
 
-class _GatedEmbedder(ClipEmbedder):
+class _GatedEmbedder(GatedLoad, ClipEmbedder):
     """Loads only when the test says so, to observe NOT_SERVING."""
-
-    gate = threading.Event()
-
-    def _load(self) -> None:
-        assert self.gate.wait(30)
-        super()._load()
 
 
 async def test_health_goes_not_serving_to_serving(tiny_clip: tuple[Path, Path]) -> None:
@@ -184,11 +162,8 @@ async def test_health_goes_not_serving_to_serving(tiny_clip: tuple[Path, Path]) 
     srv = await start_embedder_server(settings, model=gated)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            check = health_pb2.HealthCheckRequest
-            reply = await health.Check(check(service="imgsearch.v1.Embedder"))
-            assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
-            code, _ = await _code(
+            await check_health(channel, "imgsearch.v1.Embedder", serving=False)
+            code, _ = await rpc_error(
                 embedder_pb2_grpc.EmbedderStub(channel).EmbedTexts(
                     embedder_pb2.EmbedTextsRequest(texts=["hi"])
                 )
@@ -196,9 +171,7 @@ async def test_health_goes_not_serving_to_serving(tiny_clip: tuple[Path, Path]) 
             assert code == grpc.StatusCode.UNAVAILABLE
             _GatedEmbedder.gate.set()
             await srv.wait_ready()
-            for service in ("", "imgsearch.v1.Embedder"):
-                reply = await health.Check(check(service=service))
-                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            await check_health(channel, "imgsearch.v1.Embedder", serving=True)
             await embedder_pb2_grpc.EmbedderStub(channel).EmbedTexts(
                 embedder_pb2.EmbedTextsRequest(texts=["hi"])
             )

@@ -52,8 +52,8 @@ def settings_for(tiny_blip: Path, **overrides: object) -> CaptionerSettings:
 
 
 @pytest.fixture
-async def server(tiny_blip: Path, matcher: BlipMatcher) -> AsyncIterator[CaptionServer]:
-    srv = await start_caption_server(settings_for(tiny_blip), matcher=matcher)
+async def server(tiny_blip: Path) -> AsyncIterator[CaptionServer]:
+    srv = await start_caption_server(settings_for(tiny_blip))
     await srv.wait_ready()
     yield srv
     await srv.stop(grace_s=1)

@@ -11,14 +11,8 @@ import pytest
 
 from offline_training.scenes import SceneObject
 from search_gateway.media.frame_filter import FrameChangeFilter
-from search_gateway.media.video import (
-    VideoSampler,
-    container_metadata,
-    file_sha256,
-    frame_key,
-    is_video_path,
-    parse_iso6709,
-)
+from search_gateway.media.ids import file_sha256, frame_key, is_video_path
+from search_gateway.media.video import VideoSampler, container_metadata, parse_iso6709
 from tests.synthetic_video import Appearance, encode_cctv
 
 RED = SceneObject("circle", "red", "large", "centre")

@@ -15,6 +15,7 @@ For every RPC except health and reflection it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -103,18 +104,8 @@ class ServiceInterceptor(aio.ServerInterceptor):
         self, method: str, behaviour: Callable[..., Any], parse: Parse, stream_in: bool
     ) -> Callable[..., Any]:
         async def wrapper(request: Any, context: aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
+            async with self._served(method, context):
                 return await behaviour(self._begin(request, parse, stream_in, context), context)
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED  # the caller left or its deadline passed
-                raise
-            except Exception as exc:
-                code = self._status_for(exc, context)
-                await self._abort(method, exc, context)
-            finally:
-                self._record(method, code, started)
 
         return wrapper
 
@@ -122,22 +113,29 @@ class ServiceInterceptor(aio.ServerInterceptor):
         self, method: str, behaviour: Callable[..., Any], parse: Parse, stream_in: bool
     ) -> Callable[..., Any]:
         async def wrapper(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
+            async with self._served(method, context):
                 parsed = self._begin(request, parse, stream_in, context)
                 async for response in behaviour(parsed, context):
                     yield response
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except Exception as exc:
-                code = self._status_for(exc, context)
-                await self._abort(method, exc, context)
-            finally:
-                self._record(method, code, started)
 
         return wrapper
+
+    @contextlib.asynccontextmanager
+    async def _served(self, method: str, context: aio.ServicerContext) -> AsyncIterator[None]:
+        """Around one call, unary or streaming: an error becomes the client's status
+        (see _abort), and the call is counted with its final code and latency."""
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            yield
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED  # the caller left or its deadline passed
+            raise
+        except Exception as exc:
+            code = self._status_for(exc, context)
+            await self._abort(method, exc, context)
+        finally:
+            self._record(method, code, started)
 
     @staticmethod
     def _status_for(exc: Exception, context: aio.ServicerContext) -> grpc.StatusCode:

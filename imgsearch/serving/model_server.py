@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from grpc import aio
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
@@ -68,6 +69,7 @@ class ServedRuntime(Protocol):
 
 
 RuntimeT = TypeVar("RuntimeT", bound=ServedRuntime)
+SettingsT = TypeVar("SettingsT", bound=ModelServiceSettings)
 
 
 @dataclass
@@ -90,59 +92,71 @@ class ModelServer(Generic[RuntimeT]):
         await self.runtime.close()
 
 
-async def start_model_server(
-    settings: ModelServiceSettings,
-    runtime: RuntimeT,
-    binding: ServiceBinding,
-    metrics: ServiceMetrics,
-    label: str,
-) -> ModelServer[RuntimeT]:
-    """Listens at once (health NOT_SERVING), loads and warms the model in the
-    background, then turns SERVING. A model that fails to load stays
-    NOT_SERVING (and the error is logged), so probes keep the pod out."""
-    running = await create_server(
-        f"{settings.host}:{settings.port}",
-        [binding],
-        max_message_bytes=settings.max_request_bytes,
-        metrics=metrics,
-        credentials=settings.server_credentials(),
-        api_keys=settings.api_keys(),
-    )
-    metrics_port = metrics.serve_http(settings.metrics_port, settings.host)
-
-    async def load() -> None:
-        try:
-            await runtime.start()
-        except Exception:
-            log.exception("%s model failed to load; staying NOT_SERVING", label)
-            raise
-        await running.set_serving(True)
-        log.info("%s SERVING: %s", label, runtime.model.info)
-
-    loading = asyncio.get_running_loop().create_task(load())
-    return ModelServer(running, runtime, metrics, metrics_port, loading)
+ModelT = TypeVar("ModelT")
 
 
-SettingsT = TypeVar("SettingsT", bound=ModelServiceSettings)
+@dataclass(frozen=True)
+class ModelService(Generic[SettingsT, ModelT, RuntimeT]):
+    """What makes one model service: its label (metrics prefix, logs, program
+    name), its settings class, the proto service, its servicer (over the runtime,
+    with the image pixel limit) and how its runtime is built from the settings.
+    The rest (listening, health, metrics, loading in the background, the entry
+    point) is the same for every model service, so it is written here once."""
 
+    label: str
+    description: str  # for --help
+    settings: type[SettingsT]
+    full_name: str  # e.g. "imgsearch.v1.Embedder"
+    servicer: Callable[[RuntimeT, int], Any]
+    add_to_server: Callable[[Any, aio.Server], None]
+    runtime: Callable[[SettingsT, ModelT | None, ServiceMetrics], RuntimeT]
 
-def serve_main(
-    argv: list[str] | None,
-    settings_cls: type[SettingsT],
-    prog: str,
-    description: str,
-    start: Callable[[SettingsT], Awaitable[ModelServer[Any]]],
-) -> int:
-    """Entry point: flags (over env vars) → settings → serve until SIGTERM."""
-    configure_logging()
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    prefix = str(settings_cls.model_config.get("env_prefix", ""))
-    add_settings_arguments(parser, settings_cls, prefix)
-    settings = settings_from_args(parser.parse_args(argv), settings_cls)
+    async def start(
+        self, settings: SettingsT, model: ModelT | None = None
+    ) -> ModelServer[RuntimeT]:
+        """Listens at once (health NOT_SERVING), loads and warms the model (the
+        given one, else the one the settings name) in the background, then turns
+        SERVING. A model that fails to load stays NOT_SERVING (and the error is
+        logged), so probes keep the pod out."""
+        metrics = ServiceMetrics.create(self.label)
+        runtime = self.runtime(settings, model, metrics)
+        servicer = self.servicer(runtime, settings.max_image_pixels)
+        running = await create_server(
+            f"{settings.host}:{settings.port}",
+            [ServiceBinding(servicer, self.add_to_server, self.full_name)],
+            max_message_bytes=settings.max_request_bytes,
+            metrics=metrics,
+            credentials=settings.server_credentials(),
+            api_keys=settings.api_keys(),
+        )
+        metrics_port = metrics.serve_http(settings.metrics_port, settings.host)
 
-    async def serve() -> None:
-        server = await start(settings)
-        await run_until_signal(server.running, settings.grace_s, server.runtime.close)
+        async def load() -> None:
+            try:
+                await runtime.start()
+            except Exception:
+                log.exception("%s model failed to load; staying NOT_SERVING", self.label)
+                raise
+            await running.set_serving(True)
+            log.info("%s SERVING: %s", self.label, runtime.model.info)
 
-    asyncio.run(serve())
-    return 0
+        loading = asyncio.get_running_loop().create_task(load())
+        return ModelServer(running, runtime, metrics, metrics_port, loading)
+
+    def main(self, argv: list[str] | None = None) -> int:
+        """`python -m ...` / `imgsearch-<label>`: flags (over env vars) →
+        settings → serve until SIGTERM."""
+        configure_logging()
+        parser = argparse.ArgumentParser(
+            prog=f"imgsearch-{self.label}", description=self.description
+        )
+        prefix = str(self.settings.model_config.get("env_prefix", ""))
+        add_settings_arguments(parser, self.settings, prefix)
+        settings = settings_from_args(parser.parse_args(argv), self.settings)
+
+        async def serve() -> None:
+            server = await self.start(settings)
+            await run_until_signal(server.running, settings.grace_s, server.runtime.close)
+
+        asyncio.run(serve())
+        return 0

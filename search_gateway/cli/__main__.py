@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from search_gateway.cli.app import main
+from search_gateway.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,7 +17,7 @@ from search_gateway.cli.connect import (
     settings_from,
 )
 from search_gateway.cli.ids import resolve_ids
-from search_gateway.cli.local_store import store
+from search_gateway.cli.local_store import local_scope
 from search_gateway.cli.output import print_hits, print_stats
 from search_gateway.filter_syntax import parse_filters
 
@@ -68,8 +68,9 @@ async def _dry_run(api: GatewayAPI, ids: list[str], flt: Any) -> int:
             print(f"no stored image with id {raw}")
     else:
         what = "delete --filter --dry-run"
-        count = int(await store(api, "count", flt, purpose=what))
-        page = await store(api, "scroll", flt, DRY_RUN_SHOWN, None, purpose=what)
+        scope = local_scope(api, purpose=what)
+        count = await scope.count(flt)
+        page = await scope.scroll(flt, DRY_RUN_SHOWN, None)
         from search_gateway.core import Hit
 
         hits = [Hit.from_point(p.id, 1.0, p.payload) for p in page.points]

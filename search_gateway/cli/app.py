@@ -28,6 +28,7 @@ from search_gateway.cli import (
     search_cmd,
     serve_cmd,
     shutdown,
+    ui_cmd,
     video_cmd,
 )
 from search_gateway.cli.connect import NoIndex, settings_from
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         _connection_options(p, suppress=True)
         return p
 
-    for module in (index_cmd, search_cmd, admin_cmd, serve_cmd, video_cmd):
+    for module in (index_cmd, search_cmd, admin_cmd, serve_cmd, ui_cmd, video_cmd):
         module.add_commands(sub, command)
     _add_daemon_command(sub, command)
     demo.add_commands(sub, run_cli=main)
@@ -160,7 +161,7 @@ def run_command(args: argparse.Namespace) -> int:
         "DEBUG"
         if args.verbose >= 2
         else "INFO"
-        if args.verbose or args.command in ("serve", "daemon")
+        if args.verbose or args.command in ("serve", "daemon", "ui")
         else "WARNING"
     )
     configure_logging(level)

@@ -17,7 +17,7 @@ from typing import Any
 
 from search_gateway import domain as d
 from search_gateway.cli.connect import GatewayAPI
-from search_gateway.cli.local_store import is_embedded, store
+from search_gateway.cli.local_store import is_embedded, local_scope
 
 GET_BATCH = 500
 
@@ -50,9 +50,9 @@ async def enrich(
                 continue
             changed = {k: v for k, v in meta.items() if payload.get(k) != v}
             if changed:
-                await store(api, "set_payload", pid, changed)
+                await local_scope(api).set_payload(pid, changed)
                 report.metadata_updated += 1
             if captions and not payload.get(d.CAPTION) and not payload.get(d.CAPTION_PENDING):
-                await store(api, "set_payload", pid, {d.CAPTION_PENDING: True})
+                await local_scope(api).set_payload(pid, {d.CAPTION_PENDING: True})
                 report.captions_queued += 1
     return report

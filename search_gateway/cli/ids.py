@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from imgsearch.errors import InvalidInput, NotFound
 from search_gateway.cli.connect import GatewayAPI
-from search_gateway.cli.local_store import is_embedded, store
+from search_gateway.cli.local_store import is_embedded, local_scope
 
 SHORT = 8
 _HEX = re.compile(r"[0-9a-f-]{1,36}")
@@ -50,7 +50,7 @@ async def resolve_ids(api: GatewayAPI, given: Sequence[str]) -> list[str]:
 async def _resolve_prefix(api: GatewayAPI, raw: str, prefix: str) -> str:
     if not is_embedded(api):
         raise InvalidInput(f"{raw!r}: give the full id with --gateway (prefixes work embedded)")
-    page = await store(api, "scroll", None, _SCAN_PAGE, _lower_bound(prefix))
+    page = await local_scope(api).scroll(None, _SCAN_PAGE, _lower_bound(prefix))
     matches = [p.id for p in page.points if p.id.startswith(prefix)]
     if not matches:
         raise NotFound(f"no stored image has an id starting with {raw!r}")

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search_gateway.media.video import VIDEO_EXTENSIONS
+from search_gateway.cli import shutdown
+from search_gateway.media.ids import VIDEO_EXTENSIONS
 from search_gateway.meta_syntax import parse_meta
 
 if TYPE_CHECKING:
@@ -123,24 +123,30 @@ def add_commands(sub: argparse._SubParsersAction, command: Any) -> None:  # type
     p.set_defaults(func=run_watch)
 
 
+async def _stop_when(stop: asyncio.Event, stream: Any) -> None:
+    await stop.wait()
+    stream.stop(0.0)
+
+
 async def run_watch(args: argparse.Namespace) -> int:
     from search_gateway.cli.connect import open_api
     from search_gateway.media.stream import LiveStream
     from search_gateway.media.watch import watch
 
     stream = LiveStream(args.url, args.interval, max_failures=args.max_failures)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # Stop reading; what was handed over is still stored before exiting.
-        loop.add_signal_handler(sig, stream.stop, 0.0)
-    api = await open_api(args)
-    try:
-        report = await watch(api, stream, args.camera_id, parse_meta(args.meta),
-                             args.frame_change)  # fmt: skip
-    finally:
-        await api.close()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    # First Ctrl-C/SIGTERM: stop reading; what was handed over is still stored
+    # before exiting. A second one quits at once (cli/shutdown.py).
+    with shutdown.graceful(
+        "stopping: storing the frames already read (Ctrl-C again to quit at once)"
+    ) as stop:
+        stopper = asyncio.ensure_future(_stop_when(stop, stream))
+        api = await open_api(args)
+        try:
+            report = await watch(api, stream, args.camera_id, parse_meta(args.meta),
+                                 args.frame_change)  # fmt: skip
+        finally:
+            stopper.cancel()
+            await api.close()
     s = stream.stats
     print(
         f"{args.camera_id}: {report.added} frames stored, {report.similar} similar, "

@@ -23,8 +23,8 @@ from search_gateway.ingest.paths import PathPolicy, echo
 from search_gateway.ingest.states import Loaded, Settled, Source, failed
 from search_gateway.media.exif import read_exif
 from search_gateway.media.frames import FRAME_OFFSET, VIDEO_SHA256
+from search_gateway.media.ids import frame_key
 from search_gateway.media.provenance import merge_metadata
-from search_gateway.media.video import frame_key
 from search_gateway.tenancy import TenantScope
 
 MAX_URI_CHARS = 4096

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from search_gateway import domain as d
+from search_gateway.media.ids import DEFAULT_INTERVAL_S, file_sha256, frame_key
 from search_gateway.media.provenance import SOURCE_MTIME, TIMESTAMP, merge_metadata, source_key
-from search_gateway.media.video import DEFAULT_INTERVAL_S, VideoSampler, file_sha256, frame_key
 from search_gateway.thumbnails import make_thumbnail
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,8 @@ class VideoFrames:
         self.path = Path(path)
         self.uri = uri or str(self.path)
         self.user_metadata = dict(user_metadata or {})
+        from search_gateway.media.video import VideoSampler  # PyAV only when decoding
+
         self.sampler = VideoSampler(self.path, interval_s)
         self.sha256 = ""
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from search_gateway.ingest import FrameRef, IngestItem, IngestOutcome, IngestStatus
 from search_gateway.media.frames import VideoFrames
-from search_gateway.media.video import DEFAULT_INTERVAL_S
+from search_gateway.media.ids import DEFAULT_INTERVAL_S
 
 T = TypeVar("T")
 

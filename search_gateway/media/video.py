@@ -20,7 +20,6 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
@@ -34,18 +33,13 @@ import av
 from PIL import Image
 
 from search_gateway.media.exif import FileMetadata
+from search_gateway.media.ids import DEFAULT_INTERVAL_S
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"})
-DEFAULT_INTERVAL_S = 1.0
 FRAME_SIDE = 384
 _GOP_BUFFER_BYTES = 32 * 1024 * 1024
 _ISO6709 = re.compile(r"^([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)?")
-
-
-def is_video_path(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -69,24 +63,6 @@ class VideoReport:
     full_gops: int = 0
     metadata: FileMetadata | None = None
     error: str | None = None
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Content hash of a file, read in chunks (memory stays flat)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def frame_key(video_sha256: str, offset_s: float) -> str:
-    """A content-derived key of one frame (hex): same video and offset, same key.
-
-    Millisecond resolution: offsets come from the container's timestamps, so
-    they repeat exactly when the same file is sampled again.
-    """
-    return hashlib.sha256(f"{video_sha256}@{round(offset_s * 1000)}".encode()).hexdigest()
 
 
 def parse_iso6709(text: str) -> tuple[float, float, float | None] | None:

@@ -70,6 +70,7 @@ _INDEX_PARAMS: dict[d.IndexKind, Any] = {
     d.IndexKind.KEYWORD: qe.PayloadSchemaType.Keyword,
     d.IndexKind.TENANT_KEYWORD: qe.KeywordIndexParams(is_tenant=True),
     d.IndexKind.INTEGER: qe.IntegerIndexParams(lookup=True, range=True),
+    d.IndexKind.FLOAT: qe.PayloadSchemaType.Float,
     d.IndexKind.BOOL: qe.PayloadSchemaType.Bool,
     d.IndexKind.DATETIME: qe.PayloadSchemaType.Datetime,
     d.IndexKind.GEO: qe.PayloadSchemaType.Geo,

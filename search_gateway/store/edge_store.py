@@ -41,7 +41,13 @@ from search_gateway.store.edge_schema import (
     shard_dense_size,
     sparse,
 )
-from search_gateway.store.engine import PointWrite, Unrecorded, named_vectors, stored_point
+from search_gateway.store.engine import (
+    OrderedScan,
+    PointWrite,
+    Unrecorded,
+    named_vectors,
+    stored_point,
+)
 from search_gateway.store.policy import PolicyStore
 
 __all__ = ["MODEL_RECORD", "RRF_K", "EdgeStore", "EdgeTuning"]
@@ -291,25 +297,19 @@ class EdgeStore(PolicyStore[qe.Filter]):
         self,
         dense: list[float],
         flt: qe.Filter | None,
-        candidates: int,
-        k: int,
-        order_by: str,
-        descending: bool,
-        start_from: str | None,
-        score_threshold: float | None,
+        scan: OrderedScan,
     ) -> list[d.StoredPoint]:
-        order = qe.OrderBy(
-            order_by, qe.Direction.Desc if descending else qe.Direction.Asc, start_from
-        )
+        direction = qe.Direction.Desc if scan.descending else qe.Direction.Asc
+        order = qe.OrderBy(scan.order_by, direction, scan.start_from)
         prefetch = qe.Prefetch(
-            limit=candidates,
+            limit=scan.candidates,
             query=qe.Query.Nearest(dense, using=d.DENSE_VECTOR),
             filter=flt,
-            score_threshold=score_threshold,
+            score_threshold=scan.score_threshold,
             params=self._search_params(),
         )
         request = qe.QueryRequest(
-            limit=k, query=order, prefetches=[prefetch], with_payload=True, with_vector=True
+            limit=scan.k, query=order, prefetches=[prefetch], with_payload=True, with_vector=True
         )
         with self._lock:
             hits = self._require_shard().query(request)

@@ -37,6 +37,20 @@ class PointWrite:
 
 
 @dataclass(frozen=True)
+class OrderedScan:
+    """What search_ordered asks an engine: k of the `candidates` nearest points
+    (a prefetch, above `score_threshold`), ordered by the payload field
+    `order_by` from `start_from` (inclusive)."""
+
+    candidates: int
+    k: int
+    order_by: str
+    descending: bool
+    start_from: str | None
+    score_threshold: float | None
+
+
+@dataclass(frozen=True)
 class Unrecorded:
     """What an engine knows of a collection that carries no model record."""
 
@@ -171,18 +185,9 @@ class EngineHooks(ABC, Generic[F]):
 
     @abstractmethod
     def _engine_ordered(
-        self,
-        dense: list[float],
-        flt: F | None,
-        candidates: int,
-        k: int,
-        order_by: str,
-        descending: bool,
-        start_from: str | None,
-        score_threshold: float | None,
+        self, dense: list[float], flt: F | None, scan: OrderedScan
     ) -> list[d.StoredPoint]:
-        """k of the `candidates` nearest (a prefetch), ordered by a payload field
-        from `start_from` (inclusive), with their dense vectors."""
+        """The points `scan` describes, in its order, with their dense vectors."""
 
     @abstractmethod
     def _engine_close(self) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from search_gateway import domain as d
 from search_gateway.caption_terms import document_terms, query_terms
 from search_gateway.store.base import PointGroup, ScrollPage, checked_vector, unique_ids
-from search_gateway.store.engine import EngineHooks, PointWrite
+from search_gateway.store.engine import EngineHooks, OrderedScan, PointWrite
 from search_gateway.store.filter_translation import FilterTranslation
 
 F = TypeVar("F")  # the engine's filter class
@@ -281,10 +281,8 @@ class PolicyStore(EngineHooks[F]):
     ) -> list[d.ScoredPoint]:
         query = self._check_vector(vector)
         native = self._filter(filter, exclude_ids)
-        points = self._engine_ordered(
-            query.tolist(), native, candidates, k, order_by, descending, start_from,
-            score_threshold,
-        )  # fmt: skip
+        scan = OrderedScan(candidates, k, order_by, descending, start_from, score_threshold)
+        points = self._engine_ordered(query.tolist(), native, scan)
         # The engine scores an order_by hit by its order value: score it by cosine again.
         return [d.ScoredPoint(p.id, _cosine(p.vector, query), p.payload) for p in points]
 

@@ -37,6 +37,8 @@ def payload_index_schema(kind: d.IndexKind) -> models.PayloadSchemaType | Any:
         return models.IntegerIndexParams(
             type=models.IntegerIndexType.INTEGER, lookup=True, range=True
         )
+    if kind is d.IndexKind.FLOAT:
+        return models.PayloadSchemaType.FLOAT
     if kind is d.IndexKind.BOOL:
         return models.PayloadSchemaType.BOOL
     if kind is d.IndexKind.DATETIME:

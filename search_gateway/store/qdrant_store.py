@@ -25,7 +25,13 @@ from search_gateway import domain as d
 from search_gateway.caption_terms import SparseTerms
 from search_gateway.store import qdrant_schema as schema
 from search_gateway.store.base import PointGroup, canonical_id
-from search_gateway.store.engine import PointWrite, Unrecorded, named_vectors, stored_point
+from search_gateway.store.engine import (
+    OrderedScan,
+    PointWrite,
+    Unrecorded,
+    named_vectors,
+    stored_point,
+)
 from search_gateway.store.policy import PolicyStore
 from search_gateway.store.qdrant_errors import unavailable_reason
 from search_gateway.store.qdrant_filters import QDRANT_FILTERS
@@ -319,28 +325,23 @@ class QdrantStore(PolicyStore[models.Filter]):
         self,
         dense: list[float],
         flt: models.Filter | None,
-        candidates: int,
-        k: int,
-        order_by: str,
-        descending: bool,
-        start_from: str | None,
-        score_threshold: float | None,
+        scan: OrderedScan,
     ) -> list[d.StoredPoint]:
         order = models.OrderBy(
-            key=order_by,
-            direction=models.Direction.DESC if descending else models.Direction.ASC,
-            start_from=_order_start(start_from),
+            key=scan.order_by,
+            direction=models.Direction.DESC if scan.descending else models.Direction.ASC,
+            start_from=_order_start(scan.start_from),
         )
         prefetch = models.Prefetch(
-            query=dense, using=d.DENSE_VECTOR, limit=candidates,
-            score_threshold=score_threshold, filter=flt,
+            query=dense, using=d.DENSE_VECTOR, limit=scan.candidates,
+            score_threshold=scan.score_threshold, filter=flt,
         )  # fmt: skip
         response = self._call(
             lambda: self._client.query_points(
                 self._collection,
                 prefetch=prefetch,
                 query=models.OrderByQuery(order_by=order),
-                limit=k,
+                limit=scan.k,
                 with_payload=True,
                 with_vectors=[d.DENSE_VECTOR],
             )
