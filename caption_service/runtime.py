@@ -22,6 +22,7 @@ from caption_service.model import (
     BlipCaptioner,
     CaptionOptions,
 )
+from caption_service.score_runtime import ScoreRuntime
 from imgsearch.results import ImageCaptions
 from imgsearch.serving.decoding import decode_all
 from imgsearch.serving.metrics import ServiceMetrics
@@ -54,11 +55,25 @@ class CaptionRuntime(BatchedModelRuntime):
         limits: Limits,
         metrics: ServiceMetrics | None = None,
         decode_workers: int = 0,
+        scorer: ScoreRuntime | None = None,
     ) -> None:
         super().__init__(
             model, limits, metrics or ServiceMetrics.create("captioner"), decode_workers
         )
         self._images = self._batcher(self._run_batch, "caption", "image")
+        # The optional image-text matcher behind Score (None: Score is not served).
+        self.scorer = scorer
+
+    async def start(self) -> None:
+        """Loads the captioner, then the matcher (health turns SERVING after both)."""
+        await super().start()
+        if self.scorer is not None:
+            await self.scorer.start()
+
+    async def close(self) -> None:
+        await super().close()
+        if self.scorer is not None:
+            await self.scorer.close()
 
     def _run_batch(self, items: list[torch.Tensor], key: Hashable) -> list[str]:
         assert isinstance(key, CaptionOptions)

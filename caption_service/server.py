@@ -3,8 +3,10 @@ on port 0 and the container entry point starts it on its configured port)."""
 
 from __future__ import annotations
 
+from caption_service.matching import BlipMatcher
 from caption_service.model import BlipCaptioner
 from caption_service.runtime import CaptionRuntime, Limits
+from caption_service.score_runtime import ScoreLimits, ScoreRuntime
 from caption_service.servicer import CaptionerServicer
 from caption_service.settings import CaptionerSettings
 from imgsearch.model_choice import model_options
@@ -30,13 +32,46 @@ def limits_from(settings: CaptionerSettings) -> Limits:
     )
 
 
+def build_matcher(settings: CaptionerSettings) -> BlipMatcher | None:
+    """The image-text matcher behind Score, or None when `score_model` is unset."""
+    if not settings.score_model:
+        return None
+    return BlipMatcher(
+        settings.score_model,
+        device=settings.device,
+        precision=settings.precision,
+        cache_dir=settings.cache_dir,
+        max_image_pixels=settings.max_image_pixels,
+        max_text_chars=settings.max_score_text_chars,
+    )
+
+
+def score_limits_from(settings: CaptionerSettings) -> ScoreLimits:
+    return ScoreLimits(
+        max_batch_size=settings.score_max_batch_size,
+        max_wait_s=settings.max_wait_ms / 1000.0,
+        max_queue=settings.max_queue,
+        max_items_per_request=settings.max_score_images_per_request,
+        max_request_bytes=settings.max_request_bytes,
+        max_text_chars=settings.max_score_text_chars,
+    )
+
+
 def build_runtime(
     settings: CaptionerSettings, model: BlipCaptioner | None, metrics: ServiceMetrics
 ) -> CaptionRuntime:
+    """The captioner, and beside it the matcher behind Score when one is configured
+    (loaded after the captioner; health turns SERVING when both are warm)."""
     if model is None:
         options = model_options(settings, settings.max_image_pixels, settings.cache_dir)
         model = BlipCaptioner(settings.model, **options)
-    return CaptionRuntime(model, limits_from(settings), metrics, settings.decode_workers)
+    matcher = build_matcher(settings)
+    scorer = (
+        ScoreRuntime(matcher, score_limits_from(settings), metrics, settings.decode_workers)
+        if matcher is not None
+        else None
+    )
+    return CaptionRuntime(model, limits_from(settings), metrics, settings.decode_workers, scorer)
 
 
 CAPTIONER = ModelService(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from caption_service.matching import MAX_TEXT_CHARS
 from caption_service.model import DEFAULT_MAX_NEW_TOKENS, MAX_BEAMS, MAX_NEW_TOKENS_LIMIT
+from caption_service.score_runtime import DEFAULT_MAX_PAIRS_PER_REQUEST
 from imgsearch.model_choice import BlipChoice
 from imgsearch.serving.model_server import ModelServiceSettings
 
@@ -32,6 +34,15 @@ class CaptionerSettings(BlipChoice, ModelServiceSettings):
         MAX_NEW_TOKENS_LIMIT, ge=1, description="largest max_new_tokens a request may ask for"
     )
     max_beams: int = Field(MAX_BEAMS, ge=1, description="largest num_beams a request may ask for")
+    score_model: str = Field(
+        "",
+        description="image-text matching model behind Score (Hugging Face id such as "
+        "Salesforce/blip-itm-base-coco, save_pretrained directory or offline-tiny); "
+        "empty: Score answers FAILED_PRECONDITION",
+    )
+    score_max_batch_size: int = Field(32, ge=1, le=1024, description="largest Score model batch")
+    max_score_images_per_request: int = Field(DEFAULT_MAX_PAIRS_PER_REQUEST, ge=1)
+    max_score_text_chars: int = Field(MAX_TEXT_CHARS, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _default_within_limit(self) -> CaptionerSettings:

@@ -14,7 +14,8 @@ from imgsearch.model_choice import model_options
 from imgsearch.serving.auth import bearer
 from imgsearch.serving.security import channel_credentials
 from search_gateway.core import CoreLimits, GatewayCore
-from search_gateway.model_clients.base import Captioner, Embedder
+from search_gateway.model_clients.base import Captioner, Embedder, Scorer
+from search_gateway.rerank import Reranker
 from search_gateway.settings import GatewaySettings
 from search_gateway.store.base import VectorStore
 from search_gateway.thumbnails import ThumbnailStore
@@ -55,6 +56,41 @@ def build_captioner(s: GatewaySettings) -> Captioner:
     # Loaded lazily on the first caption request: indexing without captions
     # never pays for BLIP.
     return LocalCaptioner(BlipCaptioner(c.model, **model_options(c, s.max_image_pixels)))
+
+
+def build_scorer(s: GatewaySettings) -> Scorer | None:
+    """The re-rank scorer: the captioner service's Score RPC (or a dedicated
+    address), else an in-process matcher when `rerank.model` is set, else none."""
+    address = s.rerank.address or s.captioner.address
+    if address:
+        from search_gateway.model_clients.remote import RemoteScorer
+
+        return RemoteScorer(
+            address,
+            timeout_s=s.rerank.timeout_s,
+            **_remote_options(s),
+        )
+    if not s.rerank.model:
+        return None
+    from caption_service.matching import BlipMatcher
+    from search_gateway.model_clients.local import LocalScorer
+
+    # Loaded lazily on the first re-ranked search.
+    return LocalScorer(
+        BlipMatcher(s.rerank.model, device=s.captioner.device, max_image_pixels=s.max_image_pixels)
+    )
+
+
+def build_reranker(s: GatewaySettings, core: GatewayCore) -> Reranker:
+    """Scores the thumbnails the gateway stores (original files under the read roots
+    as fallback for points ingested before thumbnails existed)."""
+    return Reranker(
+        build_scorer(s),
+        core.thumbnails,
+        read_original=core.ingest_pipeline.paths.read,
+        max_seconds=s.rerank.timeout_s,
+        vector_weight=s.rerank.vector_weight,
+    )
 
 
 def build_store(s: GatewaySettings) -> VectorStore:
@@ -123,5 +159,6 @@ async def build_core(
             else ThumbnailStore.under(s.data_dir, s.collection)
         ),
     )
+    core.reranker = build_reranker(s, core)
     await core.open()
     return core

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from search_gateway.store.base import VectorStore
 from search_gateway.tenancy import TenantScope
 from search_gateway.thumbnails import ThumbnailStore
 
+if TYPE_CHECKING:
+    from search_gateway.rerank import RerankedSearch, Reranker, RerankOptions
+
 log = logging.getLogger(__name__)
 
 MODES = ("vector", "caption", "hybrid")
@@ -68,6 +71,8 @@ class Hit:
     uri: str
     caption: str
     payload: dict[str, Any] = field(default_factory=dict)
+    # P(query matches thumbnail) when the search was re-ranked (score stays the vector score).
+    rerank_score: float | None = None
 
     @classmethod
     def from_point(cls, point_id: str, score: float, payload: dict[str, Any]) -> Hit:
@@ -105,6 +110,9 @@ class CoreLimits:
 
 
 class GatewayCore:
+    # Set by assemble.build_core when a scorer is configured (search_gateway/rerank.py).
+    reranker: Reranker | None = None
+
     def __init__(
         self,
         embedder: Embedder,
@@ -177,6 +185,8 @@ class GatewayCore:
         await self.embedder.close()
         if self.captioner is not None:
             await self.captioner.close()
+        if self.reranker is not None:
+            await self.reranker.close()
         await self.store.close()
 
     @property
@@ -268,6 +278,18 @@ class GatewayCore:
             return self._hits(points, None)
         points = await scope.search(vector, q.k, q.offset, q.score_threshold, q.filter, exclude)
         return self._hits(points, None)
+
+    async def search_reranked(
+        self,
+        q: SearchQuery,
+        options: RerankOptions,
+        timeout: float | None = None,
+        tenant: str | None = None,
+    ) -> RerankedSearch:
+        """The first candidates of `q` re-ranked by the image-text matcher (rerank.py)."""
+        from search_gateway import rerank
+
+        return await rerank.search(self, q, options, timeout, tenant)
 
     async def search_page(
         self,

@@ -43,9 +43,10 @@ figcaption {{ font-size: .85rem; word-break: break-all; }}
 </body></html>
 """
 
-_FIGURE = """<figure class="hit" data-id="{id}" data-rank="{rank}" data-score="{score:.4f}">
+_FIGURE = """<figure class="hit" data-id="{id}" data-rank="{rank}" \
+data-score="{score:.4f}"{rerank_attr}>
 <img src="{src}" alt="{alt}">
-<figcaption><span class="rank">#{rank}</span><span class="score">{score:.3f}</span>
+<figcaption><span class="rank">#{rank}</span><span class="score">{scores}</span>
 <span class="caption">{caption}</span><span class="path">{path}</span></figcaption>
 </figure>"""
 
@@ -71,6 +72,13 @@ def thumbnail_data_uri(path: str) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _scores(hit: Hit) -> str:
+    """Both scores of a re-ranked hit (vector and match probability), else the vector one."""
+    if hit.rerank_score is None:
+        return f"{hit.score:.3f}"
+    return f"vector {hit.score:.3f} &middot; match {hit.rerank_score:.3f}"
+
+
 def render_gallery(query: str, hits: Sequence[Hit], details: str = "") -> str:
     figures = []
     for rank, hit in enumerate(hits, 1):
@@ -79,6 +87,12 @@ def render_gallery(query: str, hits: Sequence[Hit], details: str = "") -> str:
                 id=html.escape(hit.id),
                 rank=rank,
                 score=hit.score,
+                scores=_scores(hit),
+                rerank_attr=(
+                    f' data-rerank-score="{hit.rerank_score:.4f}"'
+                    if hit.rerank_score is not None
+                    else ""
+                ),
                 src=thumbnail_data_uri(hit.uri),
                 alt=html.escape(hit.caption or Path(hit.uri).name),
                 caption=html.escape(hit.caption),

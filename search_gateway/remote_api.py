@@ -18,6 +18,7 @@ from search_gateway import domain as d
 from search_gateway.core import Hit, SearchQuery, Stats
 from search_gateway.events import ResultShape, SearchPage
 from search_gateway.ingest import IngestItem, IngestOutcome, IngestStatus
+from search_gateway.rerank import RerankedSearch, RerankOptions
 from search_gateway.shape_proto import page_from_proto, shape_to_proto
 
 _STATUS = {
@@ -44,7 +45,15 @@ class RemoteError(ImgsearchError):
 
 def _hit(h: gateway_pb2.Hit) -> Hit:
     payload = {k: convert.value_to_python(v) for k, v in h.payload.items()}
-    return Hit(id=h.id, score=h.score, uri=h.uri, caption=h.caption, payload=payload)
+    rerank_score = h.rerank_score if h.HasField("rerank_score") else None
+    return Hit(
+        id=h.id,
+        score=h.score,
+        uri=h.uri,
+        caption=h.caption,
+        payload=payload,
+        rerank_score=rerank_score,
+    )
 
 
 class RemoteGateway:
@@ -112,6 +121,24 @@ class RemoteGateway:
     async def search(self, q: SearchQuery, timeout: float | None = None) -> list[Hit]:
         reply = await self._call(self._stub.Search, self._search_request(q))
         return [_hit(h) for h in reply.hits]
+
+    async def search_reranked(
+        self, q: SearchQuery, options: RerankOptions, timeout: float | None = None
+    ) -> RerankedSearch:
+        """Search with the gateway's re-ranking (see RerankOptions in gateway.proto)."""
+        req = self._search_request(q)
+        req.rerank.CopyFrom(
+            gateway_pb2.RerankOptions(
+                enabled=True, candidates=options.candidates, strict=options.strict
+            )
+        )
+        reply = await self._call(self._stub.Search, req)
+        return RerankedSearch(
+            [_hit(h) for h in reply.hits],
+            reranked=reply.reranked,
+            model=reply.rerank_model,
+            note=reply.rerank_note,
+        )
 
     async def search_page(
         self, q: SearchQuery, shape: ResultShape, timeout: float | None = None

@@ -16,6 +16,7 @@ from search_gateway import convert
 from search_gateway.core import GatewayCore, SearchQuery
 from search_gateway.events import ResultShape
 from search_gateway.ingest import FrameRef, IngestItem, IngestOutcome, IngestStatus
+from search_gateway.rerank import RerankOptions
 from search_gateway.shape_proto import hit_to_proto, page_to_proto, shape_from_proto
 from search_gateway.thumbnails import media_type
 
@@ -141,6 +142,28 @@ class GatewayServicer(gateway_pb2_grpc.SearchGatewayServicer):
     ) -> gateway_pb2.SearchResponse:
         query, shape = query_from_proto(request), shape_from_proto(request)
         model = self.core.model_name
+        if request.rerank.enabled:
+            if shape != ResultShape():
+                raise InvalidInput(
+                    "rerank cannot be combined with group, order, relative_cutoff or page_token"
+                )
+            result = await self.core.search_reranked(
+                query,
+                RerankOptions(request.rerank.candidates, request.rerank.strict),
+                context.time_remaining(),
+                current_tenant(),
+            )
+            fitting, truncated = fit_hits(
+                [hit_to_proto(h) for h in result.hits], model, self.core.limits.max_response_bytes
+            )
+            return gateway_pb2.SearchResponse(
+                hits=fitting,
+                model=model,
+                truncated=truncated,
+                reranked=result.reranked,
+                rerank_model=result.model,
+                rerank_note=result.note,
+            )
         if shape != ResultShape():  # grouped, time-ordered, cut or paged by token
             page = await self.core.search_page(
                 query, shape, context.time_remaining(), current_tenant()

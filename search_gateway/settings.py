@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -43,6 +43,7 @@ FLAT_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
     "embedder_timeout_s": (("embedder", "timeout_s"),),
     "captioner_address": (("captioner", "address"),),
     "captioner_timeout_s": (("captioner", "timeout_s"),),
+    "rerank_model": (("rerank", "model"),),
 }
 
 
@@ -60,6 +61,33 @@ class CaptionerLink(BlipChoice):
 
     address: str | None = Field(None, description="host:port of the captioner service")
     timeout_s: float = Field(300.0, gt=0, description="deadline of one captioner call")
+
+
+class RerankLink(BaseModel):
+    """Where re-ranking scores come from: the Score RPC of the captioner service at
+    `address` (default: the captioner's address), else the in-process matcher
+    `model`; neither = searches asking for re-ranking come back in vector order."""
+
+    address: str | None = Field(
+        None,
+        description="host:port of a captioner serving Score; default: the captioner's "
+        "address (a captioner without a matching model = no re-ranking)",
+    )
+    model: str = Field(
+        "",
+        description="in-process image-text matching model when no address applies "
+        "(offline-tiny, Salesforce/blip-itm-base-coco); empty: none",
+    )
+    timeout_s: float = Field(
+        10.0, gt=0, description="longest a re-rank may take within a search's deadline"
+    )
+    vector_weight: float = Field(
+        1.0,
+        ge=0,
+        description="order by P(match) + this x the vector score scaled 0..1 over the "
+        "candidates; 1.0 was chosen on validation scenes for offline-tiny (0: by the "
+        "match probability alone, for a matcher better than the vectors)",
+    )
 
 
 def fold_flat_names(values: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +148,8 @@ class GatewaySettings(BaseSettings, ServerSecurity):
     # the model services read, plus ADDRESS and TIMEOUT_S.
     embedder: EmbedderLink = Field(default_factory=EmbedderLink)
     captioner: CaptionerLink = Field(default_factory=CaptionerLink)
+    # IMGSEARCH_RERANK_<FIELD>: the image-text matcher that re-ranks searches.
+    rerank: RerankLink = Field(default_factory=RerankLink)
     host: str = "0.0.0.0"
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=-1, le=65535, description="-1 disables")

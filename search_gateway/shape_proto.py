@@ -70,12 +70,21 @@ def hit_to_proto(hit: Hit) -> gateway_pb2.Hit:
         uri=hit.uri,
         caption=hit.caption,
         payload=convert.payload_to_proto(hit.payload),
+        rerank_score=hit.rerank_score,
     )
 
 
 def hit_from_proto(h: gateway_pb2.Hit) -> Hit:
     payload = {k: convert.value_to_python(v) for k, v in h.payload.items()}
-    return Hit(id=h.id, score=h.score, uri=h.uri, caption=h.caption, payload=payload)
+    rerank_score = h.rerank_score if h.HasField("rerank_score") else None
+    return Hit(
+        id=h.id,
+        score=h.score,
+        uri=h.uri,
+        caption=h.caption,
+        payload=payload,
+        rerank_score=rerank_score,
+    )
 
 
 def page_to_proto(page: SearchPage, model: str) -> gateway_pb2.SearchResponse:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from imgsearch.v1 import common_pb2 as imgsearch_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cimgsearch/v1/captioner.proto\x12\x0cimgsearch.v1\x1a\x19imgsearch/v1/common.proto\"K\n\x0e\x43\x61ptionOptions\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\r\x12\x11\n\tnum_beams\x18\x02 \x01(\r\x12\x0e\n\x06prefix\x18\x03 \x01(\t\"h\n\x0e\x43\x61ptionRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12-\n\x07options\x18\x02 \x01(\x0b\x32\x1c.imgsearch.v1.CaptionOptions\x12\x17\n\x0fpartial_results\x18\x03 \x01(\x08\"\\\n\x0f\x43\x61ptionResponse\x12\x10\n\x08\x63\x61ptions\x18\x01 \x03(\t\x12(\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x18.imgsearch.v1.ImageError\x12\r\n\x05model\x18\x03 \x01(\t\"\x16\n\x14\x43\x61ptionerInfoRequest\"\x8b\x02\n\rCaptionerInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x11\n\tprecision\x18\x03 \x01(\t\x12\x16\n\x0emax_batch_size\x18\x04 \x01(\r\x12\x1d\n\x15max_items_per_request\x18\x05 \x01(\r\x12\x18\n\x10max_image_pixels\x18\x06 \x01(\x04\x12\x19\n\x11max_request_bytes\x18\x07 \x01(\x04\x12\x1c\n\x14max_new_tokens_limit\x18\x08 \x01(\r\x12\x11\n\tmax_beams\x18\t \x01(\r\x12\x14\n\x0citems_served\x18\n \x01(\x04\x12\x15\n\rmodel_batches\x18\x0b \x01(\x04\x32\x9c\x01\n\tCaptioner\x12\x46\n\x07\x43\x61ption\x12\x1c.imgsearch.v1.CaptionRequest\x1a\x1d.imgsearch.v1.CaptionResponse\x12G\n\x04Info\x12\".imgsearch.v1.CaptionerInfoRequest\x1a\x1b.imgsearch.v1.CaptionerInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cimgsearch/v1/captioner.proto\x12\x0cimgsearch.v1\x1a\x19imgsearch/v1/common.proto\"K\n\x0e\x43\x61ptionOptions\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\r\x12\x11\n\tnum_beams\x18\x02 \x01(\r\x12\x0e\n\x06prefix\x18\x03 \x01(\t\"h\n\x0e\x43\x61ptionRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12-\n\x07options\x18\x02 \x01(\x0b\x32\x1c.imgsearch.v1.CaptionOptions\x12\x17\n\x0fpartial_results\x18\x03 \x01(\x08\"\\\n\x0f\x43\x61ptionResponse\x12\x10\n\x08\x63\x61ptions\x18\x01 \x03(\t\x12(\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x18.imgsearch.v1.ImageError\x12\r\n\x05model\x18\x03 \x01(\t\"E\n\x0cScoreRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0e\n\x06images\x18\x02 \x03(\x0c\x12\x17\n\x0fpartial_results\x18\x03 \x01(\x08\"X\n\rScoreResponse\x12\x0e\n\x06scores\x18\x01 \x03(\x02\x12(\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x18.imgsearch.v1.ImageError\x12\r\n\x05model\x18\x03 \x01(\t\"\x16\n\x14\x43\x61ptionerInfoRequest\"\xd4\x02\n\rCaptionerInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x11\n\tprecision\x18\x03 \x01(\t\x12\x16\n\x0emax_batch_size\x18\x04 \x01(\r\x12\x1d\n\x15max_items_per_request\x18\x05 \x01(\r\x12\x18\n\x10max_image_pixels\x18\x06 \x01(\x04\x12\x19\n\x11max_request_bytes\x18\x07 \x01(\x04\x12\x1c\n\x14max_new_tokens_limit\x18\x08 \x01(\r\x12\x11\n\tmax_beams\x18\t \x01(\r\x12\x14\n\x0citems_served\x18\n \x01(\x04\x12\x15\n\rmodel_batches\x18\x0b \x01(\x04\x12\x13\n\x0bscore_model\x18\x0c \x01(\t\x12\x1c\n\x14max_score_text_chars\x18\r \x01(\r\x12\x14\n\x0cpairs_scored\x18\x0e \x01(\x04\x32\xde\x01\n\tCaptioner\x12\x46\n\x07\x43\x61ption\x12\x1c.imgsearch.v1.CaptionRequest\x1a\x1d.imgsearch.v1.CaptionResponse\x12@\n\x05Score\x12\x1a.imgsearch.v1.ScoreRequest\x1a\x1b.imgsearch.v1.ScoreResponse\x12G\n\x04Info\x12\".imgsearch.v1.CaptionerInfoRequest\x1a\x1b.imgsearch.v1.CaptionerInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,10 +38,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CAPTIONREQUEST']._serialized_end=254
   _globals['_CAPTIONRESPONSE']._serialized_start=256
   _globals['_CAPTIONRESPONSE']._serialized_end=348
-  _globals['_CAPTIONERINFOREQUEST']._serialized_start=350
-  _globals['_CAPTIONERINFOREQUEST']._serialized_end=372
-  _globals['_CAPTIONERINFO']._serialized_start=375
-  _globals['_CAPTIONERINFO']._serialized_end=642
-  _globals['_CAPTIONER']._serialized_start=645
-  _globals['_CAPTIONER']._serialized_end=801
+  _globals['_SCOREREQUEST']._serialized_start=350
+  _globals['_SCOREREQUEST']._serialized_end=419
+  _globals['_SCORERESPONSE']._serialized_start=421
+  _globals['_SCORERESPONSE']._serialized_end=509
+  _globals['_CAPTIONERINFOREQUEST']._serialized_start=511
+  _globals['_CAPTIONERINFOREQUEST']._serialized_end=533
+  _globals['_CAPTIONERINFO']._serialized_start=536
+  _globals['_CAPTIONERINFO']._serialized_end=876
+  _globals['_CAPTIONER']._serialized_start=879
+  _globals['_CAPTIONER']._serialized_end=1101
 # @@protoc_insertion_point(module_scope)

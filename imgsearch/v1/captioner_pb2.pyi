@@ -37,12 +37,32 @@ class CaptionResponse(_message.Message):
     model: str
     def __init__(self, captions: _Optional[_Iterable[str]] = ..., errors: _Optional[_Iterable[_Union[_common_pb2.ImageError, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
 
+class ScoreRequest(_message.Message):
+    __slots__ = ("text", "images", "partial_results")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    images: _containers.RepeatedScalarFieldContainer[bytes]
+    partial_results: bool
+    def __init__(self, text: _Optional[str] = ..., images: _Optional[_Iterable[bytes]] = ..., partial_results: _Optional[bool] = ...) -> None: ...
+
+class ScoreResponse(_message.Message):
+    __slots__ = ("scores", "errors", "model")
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    scores: _containers.RepeatedScalarFieldContainer[float]
+    errors: _containers.RepeatedCompositeFieldContainer[_common_pb2.ImageError]
+    model: str
+    def __init__(self, scores: _Optional[_Iterable[float]] = ..., errors: _Optional[_Iterable[_Union[_common_pb2.ImageError, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
+
 class CaptionerInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class CaptionerInfo(_message.Message):
-    __slots__ = ("model", "device", "precision", "max_batch_size", "max_items_per_request", "max_image_pixels", "max_request_bytes", "max_new_tokens_limit", "max_beams", "items_served", "model_batches")
+    __slots__ = ("model", "device", "precision", "max_batch_size", "max_items_per_request", "max_image_pixels", "max_request_bytes", "max_new_tokens_limit", "max_beams", "items_served", "model_batches", "score_model", "max_score_text_chars", "pairs_scored")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +74,9 @@ class CaptionerInfo(_message.Message):
     MAX_BEAMS_FIELD_NUMBER: _ClassVar[int]
     ITEMS_SERVED_FIELD_NUMBER: _ClassVar[int]
     MODEL_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    SCORE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    MAX_SCORE_TEXT_CHARS_FIELD_NUMBER: _ClassVar[int]
+    PAIRS_SCORED_FIELD_NUMBER: _ClassVar[int]
     model: str
     device: str
     precision: str
@@ -65,4 +88,7 @@ class CaptionerInfo(_message.Message):
     max_beams: int
     items_served: int
     model_batches: int
-    def __init__(self, model: _Optional[str] = ..., device: _Optional[str] = ..., precision: _Optional[str] = ..., max_batch_size: _Optional[int] = ..., max_items_per_request: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., max_new_tokens_limit: _Optional[int] = ..., max_beams: _Optional[int] = ..., items_served: _Optional[int] = ..., model_batches: _Optional[int] = ...) -> None: ...
+    score_model: str
+    max_score_text_chars: int
+    pairs_scored: int
+    def __init__(self, model: _Optional[str] = ..., device: _Optional[str] = ..., precision: _Optional[str] = ..., max_batch_size: _Optional[int] = ..., max_items_per_request: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., max_new_tokens_limit: _Optional[int] = ..., max_beams: _Optional[int] = ..., items_served: _Optional[int] = ..., model_batches: _Optional[int] = ..., score_model: _Optional[str] = ..., max_score_text_chars: _Optional[int] = ..., pairs_scored: _Optional[int] = ...) -> None: ...

@@ -47,6 +47,11 @@ class CaptionerStub:
                 request_serializer=imgsearch_dot_v1_dot_captioner__pb2.CaptionRequest.SerializeToString,
                 response_deserializer=imgsearch_dot_v1_dot_captioner__pb2.CaptionResponse.FromString,
                 _registered_method=True)
+        self.Score = channel.unary_unary(
+                '/imgsearch.v1.Captioner/Score',
+                request_serializer=imgsearch_dot_v1_dot_captioner__pb2.ScoreRequest.SerializeToString,
+                response_deserializer=imgsearch_dot_v1_dot_captioner__pb2.ScoreResponse.FromString,
+                _registered_method=True)
         self.Info = channel.unary_unary(
                 '/imgsearch.v1.Captioner/Info',
                 request_serializer=imgsearch_dot_v1_dot_captioner__pb2.CaptionerInfoRequest.SerializeToString,
@@ -76,6 +81,21 @@ class CaptionerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Score(self, request, context):
+        """Image-text matching: how likely one text describes each image (BLIP's
+        ITM head, a cross-encoder that sees text and image together). Pairs of
+        concurrent requests share model batches. Used by the gateway to re-rank
+        the first hits of a search.
+        Errors: FAILED_PRECONDITION when the server loads no matching model
+        (`score_model` unset; Info's `score_model` is then empty);
+        INVALID_ARGUMENT for an empty text, a text over `max_score_text_chars`,
+        an empty batch, or an undecodable / oversized image, named by index
+        ("image[1]: ..."), unless `partial_results` is set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Info(self, request, context):
         """Describes the loaded model and the server's limits.
         """
@@ -90,6 +110,11 @@ def add_CaptionerServicer_to_server(servicer, server):
                     servicer.Caption,
                     request_deserializer=imgsearch_dot_v1_dot_captioner__pb2.CaptionRequest.FromString,
                     response_serializer=imgsearch_dot_v1_dot_captioner__pb2.CaptionResponse.SerializeToString,
+            ),
+            'Score': grpc.unary_unary_rpc_method_handler(
+                    servicer.Score,
+                    request_deserializer=imgsearch_dot_v1_dot_captioner__pb2.ScoreRequest.FromString,
+                    response_serializer=imgsearch_dot_v1_dot_captioner__pb2.ScoreResponse.SerializeToString,
             ),
             'Info': grpc.unary_unary_rpc_method_handler(
                     servicer.Info,
@@ -132,6 +157,33 @@ class Captioner:
             '/imgsearch.v1.Captioner/Caption',
             imgsearch_dot_v1_dot_captioner__pb2.CaptionRequest.SerializeToString,
             imgsearch_dot_v1_dot_captioner__pb2.CaptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Score(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imgsearch.v1.Captioner/Score',
+            imgsearch_dot_v1_dot_captioner__pb2.ScoreRequest.SerializeToString,
+            imgsearch_dot_v1_dot_captioner__pb2.ScoreResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -206,7 +206,7 @@ class TextMatch(_message.Message):
     def __init__(self, key: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("text", "image", "point_id", "k", "offset", "score_threshold", "filter", "mode", "group", "order", "relative_cutoff", "page_token", "time_candidates")
+    __slots__ = ("text", "image", "point_id", "k", "offset", "score_threshold", "filter", "mode", "group", "order", "relative_cutoff", "page_token", "time_candidates", "rerank")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     POINT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -220,6 +220,7 @@ class SearchRequest(_message.Message):
     RELATIVE_CUTOFF_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TIME_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    RERANK_FIELD_NUMBER: _ClassVar[int]
     text: str
     image: bytes
     point_id: str
@@ -233,7 +234,8 @@ class SearchRequest(_message.Message):
     relative_cutoff: float
     page_token: str
     time_candidates: int
-    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., point_id: _Optional[str] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., score_threshold: _Optional[float] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., group: _Optional[_Union[Grouping, _Mapping]] = ..., order: _Optional[_Union[SearchOrder, str]] = ..., relative_cutoff: _Optional[float] = ..., page_token: _Optional[str] = ..., time_candidates: _Optional[int] = ...) -> None: ...
+    rerank: RerankOptions
+    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., point_id: _Optional[str] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., score_threshold: _Optional[float] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., group: _Optional[_Union[Grouping, _Mapping]] = ..., order: _Optional[_Union[SearchOrder, str]] = ..., relative_cutoff: _Optional[float] = ..., page_token: _Optional[str] = ..., time_candidates: _Optional[int] = ..., rerank: _Optional[_Union[RerankOptions, _Mapping]] = ...) -> None: ...
 
 class Grouping(_message.Message):
     __slots__ = ("by", "window_s")
@@ -257,8 +259,18 @@ class HitGroup(_message.Message):
     hit_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, key: _Optional[str] = ..., size: _Optional[int] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hit_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class RerankOptions(_message.Message):
+    __slots__ = ("enabled", "candidates", "strict")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    candidates: int
+    strict: bool
+    def __init__(self, enabled: _Optional[bool] = ..., candidates: _Optional[int] = ..., strict: _Optional[bool] = ...) -> None: ...
+
 class Hit(_message.Message):
-    __slots__ = ("id", "score", "uri", "caption", "payload")
+    __slots__ = ("id", "score", "uri", "caption", "payload", "rerank_score")
     class PayloadEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -271,26 +283,34 @@ class Hit(_message.Message):
     URI_FIELD_NUMBER: _ClassVar[int]
     CAPTION_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    RERANK_SCORE_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
     uri: str
     caption: str
     payload: _containers.MessageMap[str, _common_pb2.Value]
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., uri: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Mapping[str, _common_pb2.Value]] = ...) -> None: ...
+    rerank_score: float
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., uri: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Mapping[str, _common_pb2.Value]] = ..., rerank_score: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "model", "truncated", "groups", "next_page_token")
+    __slots__ = ("hits", "model", "truncated", "groups", "next_page_token", "reranked", "rerank_model", "rerank_note")
     HITS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RERANKED_FIELD_NUMBER: _ClassVar[int]
+    RERANK_MODEL_FIELD_NUMBER: _ClassVar[int]
+    RERANK_NOTE_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     model: str
     truncated: bool
     groups: _containers.RepeatedCompositeFieldContainer[HitGroup]
     next_page_token: str
-    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., model: _Optional[str] = ..., truncated: _Optional[bool] = ..., groups: _Optional[_Iterable[_Union[HitGroup, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    reranked: bool
+    rerank_model: str
+    rerank_note: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., model: _Optional[str] = ..., truncated: _Optional[bool] = ..., groups: _Optional[_Iterable[_Union[HitGroup, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., reranked: _Optional[bool] = ..., rerank_model: _Optional[str] = ..., rerank_note: _Optional[str] = ...) -> None: ...
 
 class GetThumbnailRequest(_message.Message):
     __slots__ = ("id",)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from search_gateway.core import Hit, SearchQuery, Stats
     from search_gateway.events import ResultShape, SearchPage
     from search_gateway.ingest import IngestItem, IngestOutcome
+    from search_gateway.rerank import RerankedSearch, RerankOptions
 
 
 class GatewayAPI(Protocol):
@@ -24,6 +25,9 @@ class GatewayAPI(Protocol):
 
     def ingest(self, items: AsyncIterator[IngestItem]) -> AsyncIterator[IngestOutcome]: ...
     async def search(self, q: SearchQuery, timeout: float | None = None) -> list[Hit]: ...
+    async def search_reranked(
+        self, q: SearchQuery, options: RerankOptions, timeout: float | None = None
+    ) -> RerankedSearch: ...
     async def get(self, ids: Sequence[str]) -> tuple[list[Hit], list[str]]: ...
     async def delete(self, ids: Sequence[str] = (), filter: d.Filter | None = None) -> int: ...
     async def stats(self) -> Stats: ...
@@ -47,6 +51,7 @@ SETTING_FLAGS: dict[str, str] = {
     "embedder": "embedder_address",
     "captioner": "captioner_address",
     "batch_size": "ingest_batch_size",
+    "rerank_model": "rerank_model",
 }
 
 

@@ -104,6 +104,11 @@ def hits_as_json(query: str, hits: Sequence[Hit], first_rank: int = 1) -> str:
                     "path": h.uri,
                     "caption": h.caption,
                     "payload": h.payload,
+                    **(
+                        {"rerank_score": round(h.rerank_score, 6)}
+                        if h.rerank_score is not None
+                        else {}
+                    ),
                 }
                 for rank, h in enumerate(hits, first_rank)
             ],
@@ -114,9 +119,17 @@ def hits_as_json(query: str, hits: Sequence[Hit], first_rank: int = 1) -> str:
 
 
 def print_hits(hits: Sequence[Hit], first_rank: int = 1) -> None:
-    """rank (continuing across pages), score, short id, path, caption."""
+    """rank (continuing across pages), score(s), short id, path, caption; a
+    re-ranked list shows the match probability and the vector score."""
     if not hits:
         print("no results")
+        return
+    if any(h.rerank_score is not None for h in hits):
+        print(f"{'rank':>4}  {'match':>6}  {'vector':>6}  {'id':<8}  {'path':<50}  caption")
+        for rank, h in enumerate(hits, first_rank):
+            match = f"{h.rerank_score:>6.3f}" if h.rerank_score is not None else f"{'-':>6}"
+            path = short_path(h.uri, 50)
+            print(f"{rank:>4}  {match}  {h.score:>6.3f}  {h.id[:8]:<8}  {path:<50}  {h.caption}")
         return
     print(f"{'rank':>4}  {'score':>6}  {'id':<8}  {'path':<50}  caption")
     for rank, h in enumerate(hits, first_rank):

@@ -23,6 +23,7 @@ from search_gateway.cli.output import hits_as_json, notice, print_hits
 from search_gateway.core import SearchQuery
 from search_gateway.events import ResultShape
 from search_gateway.filter_syntax import parse_filters
+from search_gateway.rerank import DEFAULT_CANDIDATES, MAX_CANDIDATES, RerankOptions
 
 
 def add_search_options(p: argparse.ArgumentParser) -> None:
@@ -50,6 +51,28 @@ def add_commands(sub: argparse._SubParsersAction, command: Any) -> None:  # type
         choices=["vector", "caption", "hybrid"],
         default="vector",
         help="vector (CLIP), caption (caption text) or hybrid (both, RRF)",
+    )
+    p.add_argument(
+        "--rerank",
+        nargs="?",
+        type=int,
+        const=DEFAULT_CANDIDATES,
+        default=None,
+        metavar="N",
+        help=f"re-rank the first N candidates (default {DEFAULT_CANDIDATES}, at most "
+        f"{MAX_CANDIDATES}) with the image-text matching model, on their thumbnails",
+    )
+    p.add_argument(
+        "--rerank-strict",
+        action="store_true",
+        help="fail when re-ranking cannot be done (else: vector order, with a note)",
+    )
+    p.add_argument(
+        "--rerank-model",
+        default=None,
+        metavar="MODEL",
+        help="in-process matching model without --gateway/--captioner (offline-tiny, "
+        "Salesforce/blip-itm-base-coco); env IMGSEARCH_RERANK_MODEL",
     )
     add_search_options(p)
     p.set_defaults(func=run_query)
@@ -93,11 +116,30 @@ async def search_and_show(
     args: argparse.Namespace, label: str, q: SearchQuery, api: GatewayAPI | None = None
 ) -> int:
     api = api or await open_index(args)
+    rerank = getattr(args, "rerank", None)
+    details = f"mode {q.mode}, k={q.k}"
     shape = shape_from(args)
     if shape != ResultShape():  # grouped, time-ordered, cut or paged by token
+        if rerank is not None:
+            await api.close()
+            raise InvalidInput("--rerank cannot be combined with grouping, time order or cuts")
         return await show_page(api, args, label, q, shape)
     try:
-        hits = await api.search(q)
+        if rerank is None:
+            hits = await api.search(q)
+        else:
+            result = await api.search_reranked(
+                q, RerankOptions(rerank, getattr(args, "rerank_strict", False))
+            )
+            hits = result.hits
+            details += (
+                f", re-ranked ({rerank} candidates, {result.model})"
+                if result.reranked
+                else ", vector order"
+            )
+            if result.note:
+                details += f" - {result.note}"
+            notice(details)
         if not hits:
             for warning in await explain_empty(api, q):
                 notice(f"warning: {warning}")
@@ -110,7 +152,7 @@ async def search_and_show(
     if args.html:
         from search_gateway.gallery import write_gallery
 
-        out = write_gallery(Path(args.html), label, hits, f"mode {q.mode}, k={q.k}")
+        out = write_gallery(Path(args.html), label, hits, details)
         print(f"gallery written to {out}", file=sys.stderr)
     return 0
 

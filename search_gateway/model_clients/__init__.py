@@ -7,6 +7,8 @@ from search_gateway.model_clients.base import (
     Embedder,
     ImageCaptions,
     ImageVectors,
+    ScoreBatch,
+    Scorer,
 )
 
-__all__ = ["Captioner", "Embedder", "ImageCaptions", "ImageVectors"]
+__all__ = ["Captioner", "Embedder", "ImageCaptions", "ImageVectors", "ScoreBatch", "Scorer"]

@@ -4,11 +4,12 @@ plain types, so the gateway code is identical in embedded and service mode."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from imgsearch.results import ImageCaptions, ImageVectors
+from imgsearch.results import ImageCaptions, ImageVectors, PerImage
 from search_gateway.domain import CollectionSpec
 
 
@@ -26,6 +27,30 @@ class Embedder(Protocol):
 
     async def embed_texts(self, texts: Sequence[str], timeout: float | None = None) -> np.ndarray:
         """(n, dim) L2-normalised float32."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class ScoreBatch(PerImage[float]):
+    """Image-text matching probability per image (None where it failed), and the model."""
+
+    model: str = ""
+
+    @property
+    def scores(self) -> list[float | None]:
+        return self.values
+
+
+class Scorer(Protocol):
+    """Image-text matching (a cross-encoder): re-ranks the first search hits."""
+
+    async def score(
+        self, text: str, images: Sequence[bytes], timeout: float | None = None
+    ) -> ScoreBatch:
+        """Bad images are reported in `errors`; FailedPrecondition when the service
+        serves no matching model; Unavailable / DeadlineExceeded when it is down or slow."""
         ...
 
     async def close(self) -> None: ...

@@ -15,8 +15,10 @@ import numpy as np
 from imgsearch.results import ImageCaptions, ImageVectors
 from imgsearch.serving.decoding import decode_all
 from search_gateway.domain import CollectionSpec
+from search_gateway.model_clients.base import ScoreBatch
 
 if TYPE_CHECKING:
+    from caption_service.matching import BlipMatcher
     from caption_service.model import BlipCaptioner, CaptionOptions
     from embedder_service.model import ClipEmbedder
 
@@ -84,4 +86,42 @@ class LocalCaptioner:
         return ImageCaptions(captions, result.errors, model=self.model.model_id)
 
     async def close(self) -> None:
+        self._infer.shutdown(wait=True)
+
+
+class LocalScorer:
+    """The Scorer interface over an in-process BlipMatcher (the embedded mode).
+
+    Decoding runs in a small pool and scoring on one thread; a deadline is
+    honoured by the caller (the re-ranker waits with asyncio.wait_for).
+    """
+
+    def __init__(self, model: BlipMatcher, decode_workers: int = 0, batch_size: int = 32) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self._decode = ThreadPoolExecutor(decode_workers or os.cpu_count() or 2, "score-decode")
+        self._infer = ThreadPoolExecutor(1, "score")
+
+    async def score(
+        self, text: str, images: Sequence[bytes], timeout: float | None = None
+    ) -> ScoreBatch:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._infer, self.model.load)
+        ids = self.model.encode_text(text)
+        decoded = await decode_all(self._decode, self.model.preprocess_image, images)
+        out = ScoreBatch(
+            values=[None] * len(images), errors=dict(decoded.errors), model=self.model.model_id
+        )
+        good = decoded.good
+        for start in range(0, len(good), self.batch_size):
+            chunk = good[start : start + self.batch_size]
+            rows = await loop.run_in_executor(
+                self._infer, self.model.score_batch, [(t, ids) for _, t in chunk]
+            )
+            for (i, _), value in zip(chunk, rows, strict=True):
+                out.values[i] = value
+        return out
+
+    async def close(self) -> None:
+        self._decode.shutdown(wait=False, cancel_futures=True)
         self._infer.shutdown(wait=True)

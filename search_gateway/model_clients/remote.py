@@ -31,6 +31,7 @@ from imgsearch.errors import (
 from imgsearch.results import ImageCaptions, ImageVectors
 from imgsearch.v1 import captioner_pb2, captioner_pb2_grpc, embedder_pb2, embedder_pb2_grpc
 from search_gateway.domain import CollectionSpec
+from search_gateway.model_clients.base import ScoreBatch
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -210,6 +211,46 @@ class RemoteCaptioner:
         failed = {e.index: e.reason for e in reply.errors}
         captions = [None if i in failed else c for i, c in enumerate(reply.captions)]
         return ImageCaptions(captions, failed, model=reply.model)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+class RemoteScorer:
+    """The Scorer interface over the Captioner service's Score RPC.
+
+    One retry at most (gRPC's minimum retry policy), always within the search's
+    deadline: a re-rank that cannot be scored in time falls back to vector order
+    instead of waiting.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        timeout_s: float = 10.0,
+        credentials: grpc.ChannelCredentials | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._metadata = tuple(metadata)
+        self._channel = open_channel(address, "imgsearch.v1.Captioner", credentials, 2)
+        self._stub = captioner_pb2_grpc.CaptionerStub(self._channel)
+
+    async def score(
+        self, text: str, images: Sequence[bytes], timeout: float | None = None
+    ) -> ScoreBatch:
+        try:
+            reply = await self._stub.Score(
+                captioner_pb2.ScoreRequest(text=text, images=list(images), partial_results=True),
+                timeout=_timeout(timeout, self.timeout_s),
+                metadata=self._metadata,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise translate(err, f"scorer at {self.address}") from err
+        failed = {e.index: e.reason for e in reply.errors}
+        scores = [None if i in failed else float(v) for i, v in enumerate(reply.scores)]
+        return ScoreBatch(values=scores, errors=failed, model=reply.model)
 
     async def close(self) -> None:
         await self._channel.close()
