@@ -12,6 +12,12 @@ from abc import ABC, abstractmethod
 
 log = logging.getLogger(__name__)
 
+# One model builds at a time in a process: transformers' from_pretrained
+# initialises on the meta device, and two models loading in two threads at once
+# fail ("Cannot copy out of meta tensor"). Embedded mode loads BLIP and the
+# re-rank matcher lazily in different threads, so the guard lives here.
+_BUILD_LOCK = threading.Lock()
+
 
 class InferenceModel(ABC):
     """Base class for model wrappers."""
@@ -32,7 +38,8 @@ class InferenceModel(ABC):
             if self._loaded:
                 return
             started = time.perf_counter()
-            self._load()
+            with _BUILD_LOCK:
+                self._load()
             self._loaded = True
             log.info("%s loaded in %.1f s", self.describe(), time.perf_counter() - started)
 
