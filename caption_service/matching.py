@@ -23,11 +23,11 @@ from typing import Any
 
 import torch
 
+from caption_service.blip import BlipModel
 from caption_service.model_spec import BlipSpec, resolve
 from imgsearch.errors import InvalidInput
-from imgsearch.images import DEFAULT_MAX_PIXELS, decode_rgb
-from imgsearch.inference import InferenceModel
-from imgsearch.precision import DTYPES, resolve_device, resolve_precision
+from imgsearch.images import DEFAULT_MAX_PIXELS
+from imgsearch.precision import resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def resolve_matcher(model: str) -> BlipSpec:
     return resolve(model)
 
 
-class BlipMatcher(InferenceModel):
+class BlipMatcher(BlipModel[MatcherInfo]):
     """Image-text matching probabilities through BlipForImageTextRetrieval."""
 
     def __init__(
@@ -87,24 +87,15 @@ class BlipMatcher(InferenceModel):
         return f"BLIP ITM {self.model_name}"
 
     def _load(self) -> None:
-        from transformers import BlipForImageTextRetrieval, BlipProcessor
+        from transformers import BlipForImageTextRetrieval
 
         device = resolve_device(self.requested_device)
         precision = resolve_precision(self.requested_precision, device)
         spec = resolve_matcher(self.model_name)
-        common: dict[str, Any] = {"cache_dir": self.cache_dir, "local_files_only": spec.local}
-        processor = BlipProcessor.from_pretrained(spec.source, **common)
-        # Loaded in the checkpoint's dtype (the tiny one is stored fp16 to stay
-        # small), then cast to the precision it runs in.
-        model = BlipForImageTextRetrieval.from_pretrained(spec.source, **common)
-        model.to(device=device, dtype=DTYPES[precision])  # type: ignore[call-arg]
-        model.eval()
-        self._model = model
-        self._image_processor = processor.image_processor
-        self._tokenizer = processor.tokenizer
+        processor, model = self._load_blip(
+            BlipForImageTextRetrieval, spec, self.cache_dir, device, precision
+        )
         self._pad_id = int(self._tokenizer.pad_token_id or 0)
-        self._device = torch.device(device)
-        self._dtype = DTYPES[precision]
         size = getattr(processor.image_processor, "size", None)
         side = size.get("height") if isinstance(size, dict) else getattr(size, "height", None)
         vision: Any = model.config.vision_config
@@ -123,24 +114,12 @@ class BlipMatcher(InferenceModel):
         self.score_batch([(torch.zeros(3, size, size), self.encode_text("warm up"))])
 
     @property
-    def info(self) -> MatcherInfo:
-        self.load()
-        assert self._info is not None
-        return self._info
-
-    @property
     def model_id(self) -> str:
         if self._info is not None:
             return self._info.model
         return resolve_matcher(self.model_name).display
 
-    # -- pre-processing ----------------------------------------------------
-    def preprocess_image(self, data: bytes) -> torch.Tensor:
-        """Decodes and transforms one image to (3, S, S); ImageDecodeError for bad bytes."""
-        self.load()
-        image = decode_rgb(data, self.max_image_pixels, min_side=self.info.image_size)
-        return self._image_processor(images=image, return_tensors="pt")["pixel_values"][0]
-
+    # -- pre-processing (preprocess_image: BlipModel) ------------------------
     def encode_text(self, text: str) -> tuple[int, ...]:
         """[CLS] words [SEP], truncated to the model's positions; InvalidInput if empty/long."""
         self.load()

@@ -20,12 +20,11 @@ from typing import Any, NamedTuple, cast
 
 import torch
 
+from caption_service.blip import BlipModel
 from caption_service.model_spec import DEFAULT_MODEL, resolve
 from imgsearch.errors import InvalidInput
-from imgsearch.images import DEFAULT_MAX_PIXELS, decode_rgb
-from imgsearch.inference import InferenceModel
+from imgsearch.images import DEFAULT_MAX_PIXELS
 from imgsearch.precision import (
-    DTYPES,
     auto_picks_bf16,
     check_bf16_runtime,
     resolve_device,
@@ -111,7 +110,7 @@ class CaptionList(NamedTuple):
     errors: dict[int, str]
 
 
-class BlipCaptioner(InferenceModel):
+class BlipCaptioner(BlipModel[CaptionerModelInfo]):
     """Image captions through transformers' BlipForConditionalGeneration."""
 
     def __init__(
@@ -142,26 +141,16 @@ class BlipCaptioner(InferenceModel):
 
     # -- lifecycle -------------------------------------------------------
     def _load(self) -> None:
-        from transformers import BlipForConditionalGeneration, BlipProcessor
+        from transformers import BlipForConditionalGeneration
 
         device = resolve_device(self.requested_device)
         precision = resolve_runtime_precision(
             self.requested_runtime, self.requested_precision, device
         )
         spec = resolve(self.model_name)
-        common: dict[str, Any] = {"cache_dir": self.cache_dir, "local_files_only": spec.local}
-        processor = BlipProcessor.from_pretrained(spec.source, **common)
-        # Loaded in the checkpoint's dtype, then cast: the keyword for the load
-        # dtype changed between transformers 4 (torch_dtype) and 5 (dtype).
-        model = BlipForConditionalGeneration.from_pretrained(spec.source, **common)
-        # transformers' decorated .to() is typed so mypy cannot call it.
-        model.to(device=device, dtype=DTYPES[precision])  # type: ignore[call-arg]
-        model.eval()
-        self._model = model
-        self._image_processor = processor.image_processor
-        self._tokenizer = processor.tokenizer
-        self._device = torch.device(device)
-        self._dtype = DTYPES[precision]
+        processor, model = self._load_blip(
+            BlipForConditionalGeneration, spec, self.cache_dir, device, precision
+        )
         text_config: Any = model.config.text_config  # a BlipTextConfig; typed as a union
         self._bos_id = int(text_config.bos_token_id)
         log.info("captioner runtime %s (%s) on %s", self.requested_runtime, precision, device)
@@ -177,12 +166,6 @@ class BlipCaptioner(InferenceModel):
         self.load()
         size = self.info.image_size
         self.caption_batch([torch.zeros(3, size, size)], CaptionOptions(max_new_tokens=2))
-
-    @property
-    def info(self) -> CaptionerModelInfo:
-        self.load()
-        assert self._info is not None
-        return self._info
 
     @property
     def model_id(self) -> str:
@@ -202,13 +185,7 @@ class BlipCaptioner(InferenceModel):
                 f"({options.max_new_tokens}) exceed the model's {self.info.max_positions} positions"
             )
 
-    # -- pre-processing (worker threads, one item each) --------------------
-    def preprocess_image(self, data: bytes) -> torch.Tensor:
-        """Decodes and transforms one image to (3, S, S); ImageDecodeError for bad bytes."""
-        self.load()
-        image = decode_rgb(data, self.max_image_pixels, min_side=self.info.image_size)
-        return self._image_processor(images=image, return_tensors="pt")["pixel_values"][0]
-
+    # -- pre-processing (worker threads, one item each; images: BlipModel) --
     def _prompt_ids(self, prefix: str) -> list[int]:
         """[CLS] prefix [SEP] ids, as BlipProcessor makes them (cached)."""
         self.load()

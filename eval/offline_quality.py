@@ -14,6 +14,7 @@ import time
 import torch
 
 from offline_training import inference
+from offline_training.quality import print_bars
 
 BARS = {"colour_shape": 0.9, "with_size_or_position": 0.5, "captions_single_object": 0.8}
 
@@ -69,11 +70,10 @@ def main() -> int:
             print(f"   true: {truth}\n   pred: {pred}")
         print(f"(BLIP eval {time.time() - t0:.0f}s)")
 
-    ok = True
-    for key, value in metrics.items():
-        passed = value >= BARS[key]
-        ok &= passed
-        print(f"{'PASS' if passed else 'FAIL'} {key}: {value:.3f} (bar {BARS[key]})")
+    ok = print_bars(
+        (key, value >= BARS[key], f"{value:.3f} (bar {BARS[key]})")
+        for key, value in metrics.items()
+    )
     return 0 if ok or not args.strict else 1
 
 

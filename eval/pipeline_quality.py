@@ -14,6 +14,7 @@ import time
 
 from offline_training.inference import HELD_OUT_SEED
 from offline_training.pipeline_eval import evaluate_pipeline
+from offline_training.quality import print_bars
 
 BARS = {"colour_shape": 0.9, "with_size_or_position": 0.5, "captions_single_object": 0.8}
 
@@ -38,10 +39,7 @@ def main() -> int:
     for truth, pred in r["caption_examples"]:
         print(f"   true: {truth}\n   pred: {pred}")
     ok = r["filter_violations"] == 0
-    for key, bar in BARS.items():
-        passed = r[key] >= bar
-        ok &= passed
-        print(f"{'PASS' if passed else 'FAIL'} {key}: {r[key]:.3f} (bar {bar})")
+    ok &= print_bars((key, r[key] >= bar, f"{r[key]:.3f} (bar {bar})") for key, bar in BARS.items())
     print(f"({time.time() - started:.0f} s)")
     return 0 if ok else 1
 

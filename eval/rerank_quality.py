@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 
+from offline_training.quality import print_bars
 from offline_training.rerank_eval import VALIDATION_SEEDS, check_bars, evaluate_rerank
 
 
@@ -63,10 +64,7 @@ def main() -> int:
     print(f"candidate search + scoring per query: p50 {r['rerank_search_p50_s'] * 1000:.0f} ms, "
           f"p99 {r['rerank_search_p99_s'] * 1000:.0f} ms")  # fmt: skip
     print("examples:", "; ".join(r["examples"]))
-    ok = True
-    for bar, passed, figures in check_bars(r):
-        ok &= passed
-        print(f"{'PASS' if passed else 'FAIL'} {bar}: {figures}")
+    ok = print_bars(check_bars(r))
     print(f"({time.time() - started:.0f} s)")
     return 0 if ok else 1
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -159,3 +159,13 @@ def embed_in_batches(
 ) -> np.ndarray:
     """Apply an embedding function over ``items`` in batches and stack the results."""
     return np.concatenate([fn(items[i : i + batch]) for i in range(0, len(items), batch)], axis=0)
+
+
+def print_bars(checks: Iterable[tuple[str, bool, str]]) -> bool:
+    """Prints PASS or FAIL, the bar and its figures for each (bar, passed, figures)
+    of an eval script; True when every bar passed."""
+    ok = True
+    for bar, passed, figures in checks:
+        ok &= passed
+        print(f"{'PASS' if passed else 'FAIL'} {bar}: {figures}")
+    return ok

@@ -286,10 +286,13 @@ class GatewayCore:
         timeout: float | None = None,
         tenant: str | None = None,
     ) -> RerankedSearch:
-        """The first candidates of `q` re-ranked by the image-text matcher (rerank.py)."""
-        from search_gateway import rerank
+        """The first candidates of `q` re-ranked by the image-text matcher (rerank.py);
+        with none configured, vector order marked not re-ranked (FAILED_PRECONDITION
+        when strict)."""
+        from search_gateway.rerank import Reranker
 
-        return await rerank.search(self, q, options, timeout, tenant)
+        reranker = self.reranker or Reranker(None, None)
+        return await reranker.search(self, q, options, timeout, tenant)
 
     async def search_page(
         self,

@@ -19,7 +19,7 @@ from search_gateway.core import Hit, SearchQuery, Stats
 from search_gateway.events import ResultShape, SearchPage
 from search_gateway.ingest import IngestItem, IngestOutcome, IngestStatus
 from search_gateway.rerank import RerankedSearch, RerankOptions
-from search_gateway.shape_proto import page_from_proto, shape_to_proto
+from search_gateway.shape_proto import hit_from_proto, page_from_proto, shape_to_proto
 
 _STATUS = {
     gateway_pb2.INGEST_STATUS_ADDED: IngestStatus.ADDED,
@@ -41,19 +41,6 @@ class RemoteError(ImgsearchError):
     def __init__(self, err: aio.AioRpcError) -> None:
         super().__init__(err.details() or err.code().name)
         self.status_name = err.code().name
-
-
-def _hit(h: gateway_pb2.Hit) -> Hit:
-    payload = {k: convert.value_to_python(v) for k, v in h.payload.items()}
-    rerank_score = h.rerank_score if h.HasField("rerank_score") else None
-    return Hit(
-        id=h.id,
-        score=h.score,
-        uri=h.uri,
-        caption=h.caption,
-        payload=payload,
-        rerank_score=rerank_score,
-    )
 
 
 class RemoteGateway:
@@ -120,7 +107,7 @@ class RemoteGateway:
 
     async def search(self, q: SearchQuery, timeout: float | None = None) -> list[Hit]:
         reply = await self._call(self._stub.Search, self._search_request(q))
-        return [_hit(h) for h in reply.hits]
+        return [hit_from_proto(h) for h in reply.hits]
 
     async def search_reranked(
         self, q: SearchQuery, options: RerankOptions, timeout: float | None = None
@@ -134,7 +121,7 @@ class RemoteGateway:
         )
         reply = await self._call(self._stub.Search, req)
         return RerankedSearch(
-            [_hit(h) for h in reply.hits],
+            [hit_from_proto(h) for h in reply.hits],
             reranked=reply.reranked,
             model=reply.rerank_model,
             note=reply.rerank_note,
@@ -171,7 +158,7 @@ class RemoteGateway:
 
     async def get(self, ids: Sequence[str]) -> tuple[list[Hit], list[str]]:
         reply = await self._call(self._stub.Get, gateway_pb2.GetRequest(ids=list(ids)))
-        return [_hit(h) for h in reply.points], list(reply.missing)
+        return [hit_from_proto(h) for h in reply.points], list(reply.missing)
 
     async def delete(self, ids: Sequence[str] = (), filter: d.Filter | None = None) -> int:
         req = gateway_pb2.DeleteRequest(ids=list(ids))

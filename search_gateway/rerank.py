@@ -195,16 +195,3 @@ class Reranker:
             raise why
         log.info("search not re-ranked: %s", why)
         return RerankedSearch(hits, reranked=False, note=f"not re-ranked: {why}")
-
-
-async def search(
-    core: GatewayCore,
-    q: SearchQuery,
-    options: RerankOptions,
-    timeout: float | None = None,
-    tenant: str | None = None,
-) -> RerankedSearch:
-    """A re-ranked search through the core's Reranker (none configured: vector order,
-    marked not re-ranked, or FAILED_PRECONDITION when strict)."""
-    reranker = core.reranker or Reranker(None, None)
-    return await reranker.search(core, q, options, timeout, tenant)

@@ -5,17 +5,52 @@ go through the same NOT_SERVING -> SERVING start-up."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from caption_service.server import CaptionServer, start_caption_server
+from caption_service.settings import CaptionerSettings
+from imgsearch.v1 import captioner_pb2_grpc
 from tests.conftest import encode_image, pattern
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def captioner_settings(model: Path, **values: object) -> CaptionerSettings:
+    """Settings for a captioner on loopback (any port, no metrics, 2 MiB requests,
+    a short batching wait); `values` set the rest or override these."""
+    base: dict[str, object] = dict(
+        model=str(model),
+        host="127.0.0.1",
+        port=0,
+        metrics_port=-1,
+        max_request_bytes=2 * 1024 * 1024,
+        max_wait_ms=50,
+    )
+    return CaptionerSettings(**(base | values))  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def caption_server(settings: CaptionerSettings) -> AsyncIterator[CaptionServer]:
+    """A started captioner, SERVING, stopped on exit."""
+    srv = await start_caption_server(settings)
+    await srv.wait_ready()
+    yield srv
+    await srv.stop(grace_s=1)
+
+
+@asynccontextmanager
+async def captioner_stub(server: CaptionServer) -> AsyncIterator[captioner_pb2_grpc.CaptionerStub]:
+    """A stub on a loopback channel to `server`, closed on exit."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield captioner_pb2_grpc.CaptionerStub(channel)
 
 
 async def rpc_error(call: object) -> tuple[grpc.StatusCode, str]:

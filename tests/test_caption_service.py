@@ -17,7 +17,15 @@ from caption_service.settings import CaptionerSettings
 from imgsearch.errors import InvalidInput
 from imgsearch.v1 import captioner_pb2, captioner_pb2_grpc
 from tests.conftest import decompression_bomb_png, encode_image, pattern
-from tests.model_service import GatedLoad, check_health, check_image_batch_errors, rpc_error
+from tests.model_service import (
+    GatedLoad,
+    caption_server,
+    captioner_settings,
+    captioner_stub,
+    check_health,
+    check_image_batch_errors,
+    rpc_error,
+)
 from tests.service_process import serve_then_sigterm
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -41,33 +49,24 @@ def local_captioner(tiny_blip: Path) -> BlipCaptioner:
 
 def settings_for(tiny_blip: Path, **overrides: object) -> CaptionerSettings:
     values: dict[str, object] = dict(
-        model=str(tiny_blip),
-        host="127.0.0.1",
-        port=0,
-        metrics_port=-1,
-        max_request_bytes=2 * 1024 * 1024,
         max_items_per_request=16,
         max_new_tokens=TOKENS,
         max_new_tokens_limit=32,
         max_beams=4,
-        max_wait_ms=50,
     )
-    values.update(overrides)
-    return CaptionerSettings(**values)  # type: ignore[arg-type]
+    return captioner_settings(tiny_blip, **(values | overrides))
 
 
 @pytest.fixture
 async def server(tiny_blip: Path) -> AsyncIterator[CaptionServer]:
-    srv = await start_caption_server(settings_for(tiny_blip))
-    await srv.wait_ready()
-    yield srv
-    await srv.stop(grace_s=1)
+    async with caption_server(settings_for(tiny_blip)) as srv:
+        yield srv
 
 
 @pytest.fixture
 async def stub(server: CaptionServer) -> AsyncIterator[captioner_pb2_grpc.CaptionerStub]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        yield captioner_pb2_grpc.CaptionerStub(channel)
+    async with captioner_stub(server) as s:
+        yield s
 
 
 def request(images: list[bytes], **kwargs: object) -> captioner_pb2.CaptionRequest:

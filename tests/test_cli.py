@@ -3,16 +3,15 @@ running service suite with --gateway, printing the same results."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from search_gateway.cli import find_images
 from search_gateway.meta_syntax import parse_meta
+from tests.cli_process import run_imgsearch
 from tests.gateway_harness import Models, suite
 from tests.test_gateway_e2e import image_tree
 
@@ -35,13 +34,7 @@ async def imgsearch(models: Models, data_dir: Path, *args: str) -> tuple[int, st
         IMGSEARCH_DATA_DIR=str(data_dir),
         IMGSEARCH_DEVICE="cpu",
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "search_gateway.cli", *args,
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 180)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_imgsearch(env, *args, timeout_s=180)
 
 
 def counts_line(stdout: str) -> str:

@@ -308,7 +308,8 @@ async def test_cli_rerank_prints_both_scores(tmp_path: Path, scene_files: list[P
     """`imgsearch query ... --rerank N` as a user runs it (embedded, in-process matcher)."""
     import json
     import os
-    import sys
+
+    from tests.cli_process import run_imgsearch
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -323,13 +324,7 @@ async def test_cli_rerank_prints_both_scores(tmp_path: Path, scene_files: list[P
     )
 
     async def imgsearch(*args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "search_gateway.cli", *args,
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await asyncio.wait_for(proc.communicate(), 240)
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+        return await run_imgsearch(env, *args, timeout_s=240)
 
     code, out, err = await imgsearch("index", str(folder))
     assert code == 0, err

@@ -17,6 +17,7 @@ from caption_service.settings import CaptionerSettings
 from imgsearch.v1 import captioner_pb2, captioner_pb2_grpc
 from offline_training import itm_texts, scenes
 from tests.conftest import decompression_bomb_png, encode_image
+from tests.model_service import caption_server, captioner_settings, captioner_stub
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -37,32 +38,23 @@ def matcher() -> BlipMatcher:
 
 def settings_for(tiny_blip: Path, **overrides: object) -> CaptionerSettings:
     values: dict[str, object] = dict(
-        model=str(tiny_blip),
         score_model="offline-tiny",
-        host="127.0.0.1",
-        port=0,
-        metrics_port=-1,
-        max_request_bytes=2 * 1024 * 1024,
         max_score_images_per_request=8,
         max_score_text_chars=200,
-        max_wait_ms=50,
     )
-    values.update(overrides)
-    return CaptionerSettings(**values)  # type: ignore[arg-type]
+    return captioner_settings(tiny_blip, **(values | overrides))
 
 
 @pytest.fixture
 async def server(tiny_blip: Path) -> AsyncIterator[CaptionServer]:
-    srv = await start_caption_server(settings_for(tiny_blip))
-    await srv.wait_ready()
-    yield srv
-    await srv.stop(grace_s=1)
+    async with caption_server(settings_for(tiny_blip)) as srv:
+        yield srv
 
 
 @pytest.fixture
 async def stub(server: CaptionServer) -> AsyncIterator[captioner_pb2_grpc.CaptionerStub]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        yield captioner_pb2_grpc.CaptionerStub(channel)
+    async with captioner_stub(server) as s:
+        yield s
 
 
 def scene_jpegs(n: int, seed: int, n_objects: int | None = None) -> list[scenes.Scene]:

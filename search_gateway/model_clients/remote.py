@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 import numpy as np
@@ -110,7 +111,37 @@ def _timeout(timeout: float | None, default: float) -> float:
     return default if timeout is None else max(0.001, min(timeout, default))
 
 
-class RemoteEmbedder:
+class _RemoteClient:
+    """One channel to a model service, its default deadline and call metadata;
+    `_call` runs an RPC within that deadline and maps its error (`what`)."""
+
+    def __init__(
+        self,
+        address: str,
+        service: str,
+        timeout_s: float,
+        credentials: grpc.ChannelCredentials | None,
+        metadata: Sequence[tuple[str, str]],
+        max_attempts: int = 4,
+    ) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._metadata = tuple(metadata)
+        self._channel = open_channel(address, service, credentials, max_attempts)
+
+    async def _call(self, rpc: Any, request: Any, timeout: float | None, what: str) -> Any:
+        try:
+            return await rpc(
+                request, timeout=_timeout(timeout, self.timeout_s), metadata=self._metadata
+            )
+        except grpc.aio.AioRpcError as err:
+            raise translate(err, f"{what} at {self.address}") from err
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+class RemoteEmbedder(_RemoteClient):
     """The Embedder interface over an imgsearch.v1.Embedder service."""
 
     def __init__(
@@ -120,10 +151,7 @@ class RemoteEmbedder:
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> None:
-        self.address = address
-        self.timeout_s = timeout_s
-        self._metadata = tuple(metadata)
-        self._channel = open_channel(address, "imgsearch.v1.Embedder", credentials)
+        super().__init__(address, "imgsearch.v1.Embedder", timeout_s, credentials, metadata)
         self._stub = embedder_pb2_grpc.EmbedderStub(self._channel)
         self._identity: CollectionSpec | None = None
 
@@ -145,14 +173,12 @@ class RemoteEmbedder:
         self, images: Sequence[bytes], timeout: float | None = None
     ) -> ImageVectors:
         dim = (await self.identity()).dimension
-        try:
-            reply = await self._stub.EmbedImages(
-                embedder_pb2.EmbedImagesRequest(images=list(images), partial_results=True),
-                timeout=_timeout(timeout, self.timeout_s),
-                metadata=self._metadata,
-            )
-        except grpc.aio.AioRpcError as err:
-            raise translate(err, f"embedder at {self.address}") from err
+        reply = await self._call(
+            self._stub.EmbedImages,
+            embedder_pb2.EmbedImagesRequest(images=list(images), partial_results=True),
+            timeout,
+            "embedder",
+        )
         return ImageVectors(
             [vectors.decode(v, dim) if v else None for v in reply.vectors],
             {e.index: e.reason for e in reply.errors},
@@ -160,21 +186,16 @@ class RemoteEmbedder:
 
     async def embed_texts(self, texts: Sequence[str], timeout: float | None = None) -> np.ndarray:
         dim = (await self.identity()).dimension
-        try:
-            reply = await self._stub.EmbedTexts(
-                embedder_pb2.EmbedTextsRequest(texts=list(texts)),
-                timeout=_timeout(timeout, self.timeout_s),
-                metadata=self._metadata,
-            )
-        except grpc.aio.AioRpcError as err:
-            raise translate(err, f"embedder at {self.address}") from err
+        reply = await self._call(
+            self._stub.EmbedTexts,
+            embedder_pb2.EmbedTextsRequest(texts=list(texts)),
+            timeout,
+            "embedder",
+        )
         return vectors.decode_rows(list(reply.vectors), dim)
 
-    async def close(self) -> None:
-        await self._channel.close()
 
-
-class RemoteCaptioner:
+class RemoteCaptioner(_RemoteClient):
     """The Captioner interface over an imgsearch.v1.Captioner service."""
 
     def __init__(
@@ -186,37 +207,29 @@ class RemoteCaptioner:
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> None:
-        self.address = address
-        self.timeout_s = timeout_s
+        super().__init__(address, "imgsearch.v1.Captioner", timeout_s, credentials, metadata)
         self._options = captioner_pb2.CaptionOptions(
             max_new_tokens=max_new_tokens, num_beams=num_beams
         )
-        self._metadata = tuple(metadata)
-        self._channel = open_channel(address, "imgsearch.v1.Captioner", credentials)
         self._stub = captioner_pb2_grpc.CaptionerStub(self._channel)
 
     async def caption_images(
         self, images: Sequence[bytes], timeout: float | None = None
     ) -> ImageCaptions:
-        try:
-            reply = await self._stub.Caption(
-                captioner_pb2.CaptionRequest(
-                    images=list(images), options=self._options, partial_results=True
-                ),
-                timeout=_timeout(timeout, self.timeout_s),
-                metadata=self._metadata,
-            )
-        except grpc.aio.AioRpcError as err:
-            raise translate(err, f"captioner at {self.address}") from err
+        reply = await self._call(
+            self._stub.Caption,
+            captioner_pb2.CaptionRequest(
+                images=list(images), options=self._options, partial_results=True
+            ),
+            timeout,
+            "captioner",
+        )
         failed = {e.index: e.reason for e in reply.errors}
         captions = [None if i in failed else c for i, c in enumerate(reply.captions)]
         return ImageCaptions(captions, failed, model=reply.model)
 
-    async def close(self) -> None:
-        await self._channel.close()
 
-
-class RemoteScorer:
+class RemoteScorer(_RemoteClient):
     """The Scorer interface over the Captioner service's Score RPC.
 
     One retry at most (gRPC's minimum retry policy), always within the search's
@@ -231,26 +244,18 @@ class RemoteScorer:
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> None:
-        self.address = address
-        self.timeout_s = timeout_s
-        self._metadata = tuple(metadata)
-        self._channel = open_channel(address, "imgsearch.v1.Captioner", credentials, 2)
+        super().__init__(address, "imgsearch.v1.Captioner", timeout_s, credentials, metadata, 2)
         self._stub = captioner_pb2_grpc.CaptionerStub(self._channel)
 
     async def score(
         self, text: str, images: Sequence[bytes], timeout: float | None = None
     ) -> ScoreBatch:
-        try:
-            reply = await self._stub.Score(
-                captioner_pb2.ScoreRequest(text=text, images=list(images), partial_results=True),
-                timeout=_timeout(timeout, self.timeout_s),
-                metadata=self._metadata,
-            )
-        except grpc.aio.AioRpcError as err:
-            raise translate(err, f"scorer at {self.address}") from err
+        reply = await self._call(
+            self._stub.Score,
+            captioner_pb2.ScoreRequest(text=text, images=list(images), partial_results=True),
+            timeout,
+            "scorer",
+        )
         failed = {e.index: e.reason for e in reply.errors}
         scores = [None if i in failed else float(v) for i, v in enumerate(reply.scores)]
         return ScoreBatch(values=scores, errors=failed, model=reply.model)
-
-    async def close(self) -> None:
-        await self._channel.close()
