@@ -114,7 +114,10 @@ class WriteStage:
             return
         for e in new:
             try:
-                thumb = thumbnail_of(e.loaded.data)
+                # The read stage already held the image to the configured pixel
+                # limit; its own size is the bound here, not thumbnail_of's default.
+                h = e.loaded.header
+                thumb = thumbnail_of(e.loaded.data, max_pixels=max(1, h.width * h.height))
             except ImgsearchError as exc:  # the embedder read it; keep the point
                 log.warning("no thumbnail for %s: %s", e.loaded.id, exc)
                 continue
