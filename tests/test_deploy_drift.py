@@ -180,8 +180,10 @@ def test_k8s_env_ports_probes_and_grace(rendered, monkeypatch: pytest.MonkeyPatc
     ).items():
         service = services()[name]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        http = {"http": port for port in _http(settings)}
-        assert ports == {"grpc": settings.port, "metrics": settings.metrics_port, **http}, name
+        expected = {"grpc": settings.port, "metrics": settings.metrics_port}
+        for port in _http(settings):
+            expected["http"] = port
+        assert ports == expected, name
         for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
             probe = container[kind]["grpc"]
             assert probe["port"] == settings.port, f"{name} {kind}"
