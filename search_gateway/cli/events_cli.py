@@ -9,7 +9,13 @@ import sys
 
 from imgsearch.errors import InvalidInput
 from search_gateway.cli.output import short_path
-from search_gateway.events import DEFAULT_CANDIDATES, DEFAULT_WINDOW_S, ResultShape, SearchPage
+from search_gateway.events import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_WINDOW_S,
+    WINDOWED_GROUPS,
+    ResultShape,
+    SearchPage,
+)
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ORDERS = {"relevance": "relevance", "time": "time", "time-desc": "time_desc"}
@@ -19,7 +25,8 @@ def add_shape_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--group",
         metavar="BY[,WINDOW]",
-        help="one hit per event: video or camera, within a window, e.g. video,60s or camera,5m",
+        help="one hit per event: video or camera, within a window, e.g. video,60s or "
+        "camera,5m; or one hit per near-duplicate cluster: near_duplicate",
     )
     p.add_argument(
         "--order",
@@ -54,7 +61,9 @@ def shape_from(args: argparse.Namespace) -> ResultShape:
     group_by, window = None, DEFAULT_WINDOW_S
     if args.group:
         by, _, win = args.group.partition(",")
-        group_by = by.strip()
+        group_by = by.strip().replace("-", "_")  # near-duplicate reads as near_duplicate
+        if win and group_by not in WINDOWED_GROUPS:
+            raise InvalidInput(f"--group {group_by} takes no time window (a cluster is one group)")
         if win:
             window = parse_duration(win)
     return ResultShape(
