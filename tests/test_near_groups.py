@@ -250,3 +250,34 @@ def store_spec(store: EdgeStore) -> d.CollectionSpec:
     record = store._engine_record()
     assert record is not None
     return record
+
+
+# --- the CLI, as a user runs it ------------------------------------------------------
+
+
+@pytest.mark.slow  # subprocesses that load the model
+def test_cli_query_groups_by_near_duplicate(tmp_path: Path) -> None:
+    import json
+
+    from tests.test_cli_ux import cli
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for quality in (95, 70, 40):
+        (photos / f"a-q{quality}.jpg").write_bytes(_jpeg(_picture(1), quality))
+    (photos / "b.jpg").write_bytes(_jpeg(_picture(2), 90))
+    data = tmp_path / "data"
+    run = cli(data, "index", str(photos), "--no-progress", "--near-duplicates", "0.97")
+    assert run.returncode == 0, run.stderr
+    assert "near-duplicate 2" in run.stdout
+    run = cli(data, "query", "a circle", "--group", "near-duplicate", "--json")
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    sizes = sorted(g["size"] for g in answer["groups"])
+    assert sizes == [1, 3] and len(answer["hits"]) == 2
+    for hit, group in zip(answer["hits"], answer["groups"], strict=True):
+        assert hit["id"] == group["hit_ids"][0] and hit["payload"]["near_group"] == group["key"]
+    table = cli(data, "query", "a circle", "--group", "near_duplicate")
+    assert table.returncode == 0 and "a-q" in table.stdout and "b.jpg" in table.stdout
+    bad = cli(data, "query", "a circle", "--group", "near_duplicate,60s")
+    assert bad.returncode != 0 and "takes no time window" in bad.stderr

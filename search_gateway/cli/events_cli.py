@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 
 from imgsearch.errors import InvalidInput
-from search_gateway.cli.output import short_path
+from search_gateway.cli.output import hits_as_json, short_path
 from search_gateway.events import (
     DEFAULT_CANDIDATES,
     DEFAULT_WINDOW_S,
@@ -82,6 +83,21 @@ def video_link(uri: str, payload: dict[str, object]) -> str:
     if not isinstance(offset, (int, float)):
         return uri
     return f"{uri}#t={offset:.0f}"
+
+
+def page_as_json(query: str, page: SearchPage, first_rank: int = 1) -> str:
+    """hits_as_json, plus each group's key, size, time span and hit ids
+    (groups[i] belongs to hits[i]) and the next page token, when there are any."""
+    out = json.loads(hits_as_json(query, page.hits, first_rank))
+    if page.groups:
+        out["groups"] = [
+            {"key": g.key, "size": g.size, "start": g.start, "end": g.end,
+             "hit_ids": [h.id for h in g.hits]}
+            for g in page.groups
+        ]  # fmt: skip
+    if page.next_page_token:
+        out["next_page_token"] = page.next_page_token
+    return json.dumps(out, indent=2, default=str)
 
 
 def print_page(page: SearchPage) -> None:
