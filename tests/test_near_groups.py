@@ -196,9 +196,11 @@ async def test_near_duplicates_group_through_the_gateway(tmp_path: Path) -> None
              "2024-05-01T18:00:00Z", "2024-05-02T10:00:05Z", "2024-05-09T07:00:00Z"]  # fmt: skip
     items = [
         IngestItem(
-            data=_jpeg(pictures[p], q), uri=f"p{p}-q{q}.jpg", metadata={"timestamp": t},
+            data=_jpeg(pictures[p], q),
+            uri=f"p{p}-q{q}.jpg",
+            metadata={"timestamp": t},
             near_duplicate_threshold=0.97,
-        )  # fmt: skip
+        )
         for (p, q), t in zip(copies, times, strict=True)
     ]
     settings = _settings(tmp_path)
