@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -115,15 +116,15 @@ async def run_index(args: argparse.Namespace) -> int:
                     near_duplicate_threshold=args.near_duplicates or 0.0,
                 )
                 if remote:  # the gateway cannot see this machine's files: send bytes
-                    try:
-                        data = await asyncio.to_thread(path.read_bytes)
+                    try:  # (and the mtime, the gateway's last resort for the time)
+                        data, mtime = await asyncio.to_thread(read_with_mtime, path)
                     except OSError as exc:
                         summary.counts[IngestStatus.FAILED] += 1
                         summary.failures.append((uri, f"cannot read: {exc.strerror}"))
                         bar.update(1)
                         continue
                     sent.append((uri, item_meta))
-                    yield IngestItem(data=data, **common)  # type: ignore[arg-type]
+                    yield IngestItem(data=data, file_mtime=mtime, **common)  # type: ignore[arg-type]
                 else:
                     sent.append((uri, item_meta))
                     yield IngestItem(path=uri, **common)  # type: ignore[arg-type]
@@ -165,6 +166,12 @@ async def run_index(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     ok = summary.counts[IngestStatus.FAILED] == 0 and bad_videos == 0
     return 0 if ok or args.allow_failures else 3
+
+
+def read_with_mtime(path: Path) -> tuple[bytes, float]:
+    """A file's bytes and the modification time of what was read."""
+    with path.open("rb") as f:
+        return f.read(), os.fstat(f.fileno()).st_mtime
 
 
 def unmatched_sidecar_lines(sidecar: dict[str, dict[str, Any]], files: list[Path]) -> list[str]:
