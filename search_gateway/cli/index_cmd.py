@@ -152,6 +152,8 @@ async def run_index(args: argparse.Namespace) -> int:
             else:
                 summary.enriched = await enrich(api, present, args.with_captions)
             print_index_summary(summary, len(files))
+            if videos and summary.interrupted:
+                print(f"stopped: {len(videos)} video(s) not indexed; run again to continue")
             if videos and not summary.interrupted:
                 bad_videos = await index_videos(api, videos, meta, sidecar, args, stop)
                 if stop.is_set():  # Ctrl-C during the videos
