@@ -107,7 +107,12 @@ class ClipTransform:
                 size = t.size if isinstance(t.size, int) else list(t.size)
                 if isinstance(size, list) and len(size) == 1:
                     size = size[0]
-                if not isinstance(size, int) or t.interpolation != T.InterpolationMode.BICUBIC:
+                if (
+                    not isinstance(size, int)
+                    or t.interpolation != T.InterpolationMode.BICUBIC
+                    or t.max_size is not None
+                    or t.antialias is False
+                ):
                     raise ValueError(f"unsupported resize {t!r}")
                 resize = size
             elif isinstance(t, T.CenterCrop):
