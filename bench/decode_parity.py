@@ -10,7 +10,8 @@ levels) and the cosine of the two vectors, for each model given.
     python bench/decode_parity.py [JPEG files or folders ...] [--models ViT-B-32,offline-tiny]
 
 Without files it uses the two photos scikit-learn ships (china.jpg,
-flower.jpg) where it finds them, plus camera-like JPEGs made here; every
+flower.jpg) where it finds them (else a camera-like 640x480 JPEG made here),
+plus camera-like JPEGs at 1920x1080 and 4032x3024; every
 photo is also tried re-encoded, scaled to camera sizes (where the CPU path
 decodes in draft), in grey, progressive and EXIF-rotated. Runs on the CPU in
 a minute or two; on a CUDA machine `--device cuda` compares nvJPEG itself.
@@ -74,8 +75,10 @@ def inputs(paths: list[str]) -> list[tuple[str, bytes]]:
         out.extend(variants(f.name, f.read_bytes()))
     from bench.gpu_bench import camera_jpeg
 
-    out += [(f"camera-like {w}x{h}", camera_jpeg(7, w, h)) for w, h in ((1920, 1080), (4032, 3024))]
-    return out
+    cams = [(f"camera-like {w}x{h}", camera_jpeg(7, w, h)) for w, h in ((1920, 1080), (4032, 3024))]
+    if not files:  # no photos on this machine: the variants of a camera-like one
+        out.extend(variants("camera-like", camera_jpeg(8, 640, 480)))
+    return out + cams
 
 
 def compare(model: ClipEmbedder, images: list[tuple[str, bytes]]) -> None:

@@ -30,7 +30,8 @@ def test_gpu_bench_dry_run_prints_every_section() -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     out = proc.stdout
-    for section in ("== 1. model only", "== 2. ingest of camera JPEGs", "== 3. service", "done"):
+    sections = ("== 1. model only", "== 2. ingest of camera JPEGs", "== 3. service", "done")
+    for section in (*sections, "== 4. device decode vs the CPU path", "min cosine vs the CPU path"):
         assert section in out, out
     assert "errors 0" in out and "median/ideal" in out and "mean batch" in out
     # The service section serves with image_decode=device, then cpu (A/B).
