@@ -64,6 +64,9 @@ class EncodedJpeg:
     data: bytes
     width: int
     height: int
+    # Whether the CPU path would decode it in draft (plain JPEG: yes; the
+    # primary image of an MPO, e.g. a phone photo with a gain map: no).
+    draft: bool = True
 
 
 # A batch item: an encoded JPEG, or pixels the CPU path already made (3, s, s).
@@ -77,11 +80,13 @@ def triage(data: bytes, max_pixels: int) -> EncodedJpeg | None:
     header already refuses (not an image, over `max_pixels`), an EncodedJpeg
     for the device decoder, None for the CPU path."""
     header = read_header(data, max_pixels)
-    if header.format != "JPEG" or header.mode not in DEVICE_MODES:
+    if header.format not in ("JPEG", "MPO") or header.mode not in DEVICE_MODES:
         return None
     if not data.startswith(JPEG_SOI) or not data.rstrip(b"\x00").endswith(JPEG_EOI):
-        return None  # truncated (or trailing junk): PIL's verdict and message
-    return EncodedJpeg(data, header.width, header.height)
+        # Truncated (PIL's verdict and message), or data after the end marker
+        # (a motion photo's video): the CPU path decides.
+        return None
+    return EncodedJpeg(data, header.width, header.height, draft=header.format == "JPEG")
 
 
 @dataclass(frozen=True)
@@ -229,22 +234,26 @@ class DeviceJpegPipeline:
         return chunks
 
     # -- pre-process --------------------------------------------------------
-    def preprocess(self, images: list[torch.Tensor]) -> torch.Tensor:
+    def preprocess(
+        self, images: list[torch.Tensor], drafts: Sequence[bool] | None = None
+    ) -> torch.Tensor:
         """The model's transform on the device, as the CPU path applies it to a
         PIL image: for big JPEGs the draft decode's 1/k scale (as a k x k block
         mean), shorter side to `resize` (long side truncated), antialiased
         bicubic (the PIL kernel), rounded to 8 bits like PIL's output, centre
         crop (rounded like CenterCrop), normalise, cast. Same-sized images (a
-        camera's photos) are resized as one batch."""
+        camera's photos) are resized as one batch. `drafts[i]`: whether the
+        CPU path would have decoded image i in draft (default: all)."""
         t = self.transform
         s = t.crop
         out = torch.empty(len(images), 3, s, s, device=self.device, dtype=self.dtype)
-        groups: dict[tuple[int, int], list[int]] = {}
+        groups: dict[tuple[int, int, bool], list[int]] = {}
         for i, img in enumerate(images):
-            groups.setdefault((int(img.shape[1]), int(img.shape[2])), []).append(i)
-        for (h, w), idx in groups.items():
+            draft = True if drafts is None else drafts[i]
+            groups.setdefault((int(img.shape[1]), int(img.shape[2]), draft), []).append(i)
+        for (h, w, draft), idx in groups.items():
             x = torch.stack([images[i] for i in idx]).float()
-            k = _draft_scale(h, w, self.draft_side) if self.draft_side else 1
+            k = _draft_scale(h, w, self.draft_side) if self.draft_side and draft else 1
             if k > 1:
                 # The CPU path decodes big JPEGs at 1/k scale (PIL's draft:
                 # libjpeg's scaled IDCT, close to a k x k block mean); the same
@@ -277,10 +286,10 @@ class DeviceJpegPipeline:
                 out[i] = item.to(self.device, dtype=self.dtype, non_blocking=True)
         for chunk in self._chunks(jpegs):
             decoded = self._decode_on_device([j.data for _, j in chunk])
-            ok = [(i, t) for (i, _), t in zip(chunk, decoded, strict=True) if t is not None]
+            ok = [(i, j, t) for (i, j), t in zip(chunk, decoded, strict=True) if t is not None]
             if ok:
-                rows = [i for i, _ in ok]
-                out[rows] = self.preprocess([t for _, t in ok])
+                rows = [i for i, _, _ in ok]
+                out[rows] = self.preprocess([t for _, _, t in ok], [j.draft for _, j, _ in ok])
                 on_device += len(ok)
             refused = [(i, j) for (i, j), t in zip(chunk, decoded, strict=True) if t is None]
             del decoded, ok

@@ -53,6 +53,16 @@ def bogus_huffman_jpeg() -> bytes:
     return bytes(data)
 
 
+def mpo() -> bytes:
+    """A two-frame MPO (what phones write for a photo plus a depth or gain map):
+    PIL names it MPO and decodes the first frame at full size; so does the
+    device path (the first JPEG in the stream), without the draft scale."""
+    first, second = photo(92, (640, 400)), photo(93, (320, 200))
+    buf = io.BytesIO()
+    first.save(buf, "MPO", save_all=True, append_images=[second], quality=90)
+    return buf.getvalue()
+
+
 def rotated_jpeg() -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 6
@@ -66,6 +76,7 @@ GOOD_JPEGS = {
     "grey": encode_image(photo(4, (200, 150), "L"), quality=90),
     "progressive": encode_image(photo(5, (256, 192)), quality=88, progressive=True),
     "exif-rotated": rotated_jpeg(),
+    "mpo": mpo(),
 }
 TRUNCATED = encode_image(photo(6, (320, 240)), quality=95)[:3000]
 CPU_ROUTED = {  # not for the device decoder: decoded by PIL in the decode threads
@@ -213,6 +224,8 @@ async def test_errors_without_partial_results(
 def test_triage_routes_by_header(tiny_clip: tuple[Path, Path]) -> None:
     assert isinstance(triage(GOOD_JPEGS["grey"], MAX_PIXELS), EncodedJpeg)
     assert isinstance(triage(BAD["bogus-huffman"], MAX_PIXELS), EncodedJpeg)
+    mpo_item = triage(GOOD_JPEGS["mpo"], MAX_PIXELS)
+    assert mpo_item is not None and not mpo_item.draft and mpo_item.width == 640
     jpeg = triage(GOOD_JPEGS["portrait"], MAX_PIXELS)
     assert jpeg is not None and (jpeg.width, jpeg.height) == (150, 260)
     for data in (*CPU_ROUTED.values(), TRUNCATED):
@@ -236,6 +249,28 @@ def test_image_decode_choice(tiny_clip: tuple[Path, Path]) -> None:
 
     with pytest.raises(ValueError):
         ClipTransform.of(T.Compose([T.Resize((224, 224)), T.ToTensor()]))
+
+
+def test_device_inputs_match_the_cpu_transform(tiny_clip: tuple[Path, Path]) -> None:
+    """The model inputs themselves, in 8-bit levels: a tiny random model's
+    vectors hardly move when they differ (cosine 0.998 even when the draft
+    scale is wrong), the inputs do (mean 2.4-14 levels off then)."""
+    import torch
+
+    from embedder_service.runtime_gpu import DeviceJpegPipeline
+
+    config, checkpoint = tiny_clip
+    model = ClipEmbedder(str(config), str(checkpoint), device="cpu")
+    pipe = DeviceJpegPipeline(model)
+    std = torch.tensor(pipe.transform.std).view(3, 1, 1)
+    for name, data in GOOD_JPEGS.items():
+        jpeg = triage(data, MAX_PIXELS)
+        assert jpeg is not None
+        with torch.inference_mode():
+            pixels, errors, on_device, _ = pipe.pixels([jpeg])
+        assert not errors and on_device == 1
+        levels = ((pixels[0].float() - model.preprocess_image(data)) * std * 255).abs()
+        assert float(levels.mean()) < 1.5 and float(levels.max()) < 16, (name, levels.mean())
 
 
 async def test_chunks_bound_the_decoded_pixels(tiny_clip: tuple[Path, Path]) -> None:
