@@ -186,6 +186,10 @@ class DeviceJpegPipeline:
 
     # -- decode -----------------------------------------------------------
     def _host(self, data: bytes) -> torch.Tensor:
+        """The encoded bytes as a host tensor (pinned on CUDA, so nvJPEG's
+        uploads are DMA). torchvision's CUDA decode synchronises its stream
+        before it returns, so these buffers may be freed (and reused by the
+        caching host allocator) right after the call."""
         with warnings.catch_warnings():  # read-only bytes: only ever read from
             warnings.simplefilter("ignore", UserWarning)
             src = torch.frombuffer(data, dtype=torch.uint8)
