@@ -296,3 +296,64 @@ def test_truncated_header_image_reads_like_pil() -> None:
     """The test data itself: the truncated JPEG still has a readable header."""
     with Image.open(io.BytesIO(TRUNCATED)) as img:
         assert img.size == (320, 240)
+
+
+class _SquashEmbedder(ClipEmbedder):
+    """A model whose transform squashes to a square (open_clip's resize_mode
+    "squash"): the device path does not copy that, so it must not start."""
+
+    def _load(self) -> None:
+        super()._load()
+        from torchvision import transforms as T
+
+        assert self._info is not None
+        side = self._info.image_size
+        bicubic = T.InterpolationMode.BICUBIC
+        self._preprocess = T.Compose(
+            [
+                T.Resize((side, side), interpolation=bicubic),
+                T.ToTensor(),
+                T.Normalize((0.5,) * 3, (0.5,) * 3),
+            ]
+        )
+
+
+async def test_device_path_that_cannot_start(
+    tiny_clip: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Explicit `device` keeps the server NOT_SERVING (readiness keeps the pod
+    out); `auto`, were it to choose the device (as on CUDA), logs and serves
+    on the CPU path instead."""
+    from tests.model_service import check_health
+
+    settings = settings_for(tiny_clip, image_decode="device")
+    srv = await start_embedder_server(
+        settings, model=_SquashEmbedder(settings.model, settings.pretrained)
+    )
+    try:
+        with pytest.raises(ValueError, match="unsupported resize"):
+            await srv.wait_ready()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            await check_health(channel, "imgsearch.v1.Embedder", serving=False)
+    finally:
+        await srv.stop(grace_s=1)
+
+    import embedder_service.runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "wants_device", lambda setting, model: setting != "cpu")
+    settings = settings_for(tiny_clip, image_decode="auto")
+    srv = await start_embedder_server(
+        settings, model=_SquashEmbedder(settings.model, settings.pretrained)
+    )
+    try:
+        await srv.wait_ready()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            await check_health(channel, "imgsearch.v1.Embedder", serving=True)
+            stub = stub_for(channel)
+            assert (await stub.Info(embedder_pb2.InfoRequest())).image_decode == "cpu"
+            reply = await stub.EmbedImages(
+                embedder_pb2.EmbedImagesRequest(images=[GOOD_JPEGS["small"]])
+            )
+            assert len(reply.vectors[0]) == reply.dimension * 4
+    finally:
+        await srv.stop(grace_s=1)
