@@ -196,6 +196,41 @@ def ingest(model: ClipEmbedder, args: argparse.Namespace, folder: Path) -> None:
         one_size(w, h)
 
 
+class GpuBusy:
+    """Mean GPU utilisation over a window, sampled from nvidia-smi every 0.5 s
+    in a thread (None without nvidia-smi, as in the dry run): shows whether the
+    GPU idles between batches (then overlapping decode and model would pay)."""
+
+    def __init__(self) -> None:
+        import shutil
+        import threading
+
+        self._samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._smi = shutil.which("nvidia-smi")
+        if self._smi:
+            self._thread.start()
+
+    def _sample(self) -> None:
+        import subprocess
+
+        assert self._smi is not None
+        cmd = [self._smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", "0"]
+        while not self._stop.wait(0.5):
+            try:
+                out = subprocess.run(cmd, capture_output=True, text=True, timeout=5).stdout
+                self._samples.append(float(out.split()[0]))
+            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+                return
+
+    def stop(self) -> str:
+        self._stop.set()
+        if self._smi:
+            self._thread.join(6)
+        return f"{statistics.mean(self._samples):.0f}%" if self._samples else "-"
+
+
 class ClientPool:
     """Several client processes (one Python process cannot send thousands of
     camera JPEGs a second through gRPC): windows run in all of them at once."""
@@ -234,7 +269,7 @@ async def service(args: argparse.Namespace, model_name: str, pretrained: str) ->
           f"{args.service_batch}, clients in {args.client_procs} processes; image_decode "
           f"device (decode in the batch, on the model's device) vs cpu (PIL on threads)")  # fmt: skip
     print(f"{'decode':>8}{'clients':>10}{'img/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'mean batch':>12}{'on device':>11}")  # fmt: skip
+          f"{'mean batch':>12}{'on device':>11}{'server cores':>13}{'GPU busy':>10}")  # fmt: skip
     for decode in args.service_decode.split(","):
         settings = EmbedderSettings(
             model=model_name, pretrained=pretrained, device=args.device, host="127.0.0.1",
@@ -252,12 +287,18 @@ async def service(args: argparse.Namespace, model_name: str, pretrained: str) ->
             n, per = (int(v) for v in spec.split("x"))
             i0, b0 = runtime.items_served, runtime.model_batches
             d0, c0 = runtime.decodes.on_device, runtime.decodes.on_cpu
+            cpu0, t0, gpu = sum(os.times()[:2]), time.perf_counter(), GpuBusy()
             rate, lat = await clients.run(n, per, args.seconds * 2)
+            busy = gpu.stop()
+            # The server runs in this process (the clients in their own):
+            # how many cores it kept busy, and how busy the GPU was.
+            cores = (sum(os.times()[:2]) - cpu0) / (time.perf_counter() - t0)
             mean_batch = (runtime.items_served - i0) / max(1, runtime.model_batches - b0)
             dev, cpu = runtime.decodes.on_device - d0, runtime.decodes.on_cpu - c0
             share = dev / max(1, dev + cpu)
             print(f"{decode:>8}{spec:>10}{rate:>10.0f}{np.percentile(lat, 50):>9.1f}"
-                  f"{np.percentile(lat, 99):>9.1f}{mean_batch:>12.1f}{share:>11.0%}")  # fmt: skip
+                  f"{np.percentile(lat, 99):>9.1f}{mean_batch:>12.1f}{share:>11.0%}"
+                  f"{cores:>13.1f}{busy:>10}")  # fmt: skip
         clients.close()
         await server.stop(1)
 

@@ -39,7 +39,7 @@ def test_gpu_bench_dry_run_prints_every_section() -> None:
         line.split() for line in out.splitlines() if re.match(r"\s*(device|cpu)\s+\d+x\d+\s", line)
     ]
     assert {r[0] for r in rows} == {"device", "cpu"}, out
-    assert all(r[-1] == ("100%" if r[0] == "device" else "0%") for r in rows), out
+    assert all(r[6] == ("100%" if r[0] == "device" else "0%") for r in rows), out
 
 
 def test_device_pipeline_matches_the_cpu_path(tiny_clip: tuple[Path, Path]) -> None:
