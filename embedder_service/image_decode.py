@@ -33,7 +33,6 @@ import io
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from typing import Literal
 
 from prometheus_client import Counter
 
@@ -50,8 +49,6 @@ from imgsearch.serving.decoding import Decoded, decode_all
 from imgsearch.serving.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
-
-ImageDecode = Literal["auto", "cpu", "device"]
 
 
 class DecodeCounts:
