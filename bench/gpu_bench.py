@@ -12,8 +12,11 @@ Run through bench/gpu.sh (which bounds it to < 8 minutes). On a CUDA device:
    draft mode in a thread pool, one per core) feeding the same model; the
    ideal is 1 / (decode + model) per image measured in the same run.
 3. the gRPC service on the device (max batch 256) with 64 and 256 concurrent
-   single-image clients and 8 clients sending batches of 64, clients in their
-   own process: images/s, p50/p99, mean batch.
+   single-image clients and 8 clients sending batches of 64 camera JPEGs
+   (1920x1080), clients spread over 4 processes: images/s, p50/p99, mean batch
+   and the share decoded on the device, with `image_decode=device` (JPEGs
+   decoded inside each batch on the GPU: what `auto` picks on CUDA) and then
+   `cpu` (PIL in the server's decode threads), A/B in one run.
 
 `--dry-run` runs the same code on the CPU with a tiny model, tiny sizes and
 sub-second windows, so the test suite keeps it working without a GPU.
@@ -39,7 +42,7 @@ from PIL import Image
 from bench.ceiling import GemmCeiling, Windows
 from bench.grpc_clients import ClientProcess
 from embedder_service.model import ClipEmbedder
-from embedder_service.runtime_gpu import DeviceJpegPipeline
+from embedder_service.runtime_gpu import DeviceJpegPipeline, triage
 
 TINY = {
     "embed_dim": 32,
@@ -161,11 +164,17 @@ def ingest(model: ClipEmbedder, args: argparse.Namespace, folder: Path) -> None:
                     done += len(model.encode_image_batch(pixels))
             return done
 
-        # decode alone (device) and model alone, for the ideal rate
+        # decode alone (header check + device decode + transform: all but the
+        # model) and model alone, for the ideal rate
         one = data[: min(b, len(data))]
-        dec = windows(lambda: pipe.decode(one), args.seconds, len(one), device)
-        px = pipe.preprocess([t for t in pipe.decode(one)[0] if t is not None])
+
+        def decode_only() -> torch.Tensor:
+            items = [triage(d, model.max_image_pixels) for d in one]
+            return pipe.pixels([i for i in items if i is not None])[0]
+
         with torch.inference_mode():
+            dec = windows(decode_only, args.seconds, len(one), device)
+            px = decode_only()
             mdl = windows(lambda: model._backend.encode_image(px), args.seconds, len(one), device)
         ideal = 1 / (1 / dec + 1 / mdl)
         rates: dict[str, Windows] = {"device decode": Windows(), "CPU decode": Windows()}
@@ -187,41 +196,111 @@ def ingest(model: ClipEmbedder, args: argparse.Namespace, folder: Path) -> None:
         one_size(w, h)
 
 
+class GpuBusy:
+    """Mean GPU utilisation over a window, sampled from nvidia-smi every 0.5 s
+    in a thread (None without nvidia-smi, as in the dry run): shows whether the
+    GPU idles between batches (then overlapping decode and model would pay)."""
+
+    def __init__(self) -> None:
+        import shutil
+        import threading
+
+        self._samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._smi = shutil.which("nvidia-smi")
+        if self._smi:
+            self._thread.start()
+
+    def _sample(self) -> None:
+        import subprocess
+
+        assert self._smi is not None
+        cmd = [self._smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", "0"]
+        while not self._stop.wait(0.5):
+            try:
+                out = subprocess.run(cmd, capture_output=True, text=True, timeout=5).stdout
+                self._samples.append(float(out.split()[0]))
+            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+                return
+
+    def stop(self) -> str:
+        self._stop.set()
+        if self._smi:
+            self._thread.join(6)
+        return f"{statistics.mean(self._samples):.0f}%" if self._samples else "-"
+
+
+class ClientPool:
+    """Several client processes (one Python process cannot send thousands of
+    camera JPEGs a second through gRPC): windows run in all of them at once."""
+
+    def __init__(self, target: str, images: list[bytes], procs: int) -> None:
+        self.procs = [ClientProcess(target, images[i::procs] or images) for i in range(procs)]
+
+    async def run(self, clients: int, per_call: int, seconds: float) -> tuple[float, np.ndarray]:
+        """(images/s over all processes, every call's latency in ms)."""
+        n = len(self.procs)
+        share = [clients // n + (1 if i < clients % n else 0) for i in range(n)]
+        got = await asyncio.gather(
+            *(
+                asyncio.to_thread(p.run, c, per_call, seconds)
+                for p, c in zip(self.procs, share, strict=True)
+                if c
+            )
+        )
+        rate = sum(g.images for g in got) / max(g.seconds for g in got)
+        return rate, np.array([ms for g in got for ms in g.latencies_ms])
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.close()
+
+
 async def service(args: argparse.Namespace, model_name: str, pretrained: str) -> None:
     from embedder_service.server import start_embedder_server
     from embedder_service.settings import EmbedderSettings
 
-    settings = EmbedderSettings(
-        model=model_name, pretrained=pretrained, device=args.device, host="127.0.0.1", port=0,
-        metrics_port=-1, max_batch_size=args.service_batch, max_wait_ms=10,
-        max_items_per_request=max(512, args.service_batch),
-    )  # fmt: skip
-    server = await start_embedder_server(settings)
-    await server.wait_ready()
-    rng = np.random.default_rng(0)
-    images = []
-    for _ in range(64):
-        buf = io.BytesIO()
-        arr = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
-        Image.fromarray(arr).resize((640, 480)).save(buf, "JPEG", quality=90)
-        images.append(buf.getvalue())
-    print(f"\n== 3. service on {server.runtime.model.info.device} "
-          f"({server.runtime.model.info.runtime}), max batch {args.service_batch}, "
-          f"640x480 JPEGs decoded on CPU threads")  # fmt: skip
-    clients = ClientProcess(f"127.0.0.1:{server.port}", images)
-    await asyncio.to_thread(clients.run, 1, 1, min(1.0, args.seconds))
-    print(f"{'clients':>14}{'img/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'mean batch':>12}")
-    runtime = server.runtime
-    for spec in args.service_clients.split(","):
-        n, per = (int(v) for v in spec.split("x"))
-        i0, b0 = runtime.items_served, runtime.model_batches
-        got = await asyncio.to_thread(clients.run, n, per, args.seconds * 2)
-        lat = np.array(got.latencies_ms)
-        mean_batch = (runtime.items_served - i0) / max(1, runtime.model_batches - b0)
-        print(f"{spec:>14}{got.rate:>10.0f}{np.percentile(lat, 50):>9.1f}"
-              f"{np.percentile(lat, 99):>9.1f}{mean_batch:>12.1f}")  # fmt: skip
-    clients.close()
-    await server.stop(1)
+    w, h = (int(v) for v in args.service_jpeg.split("x"))
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        images = list(pool.map(lambda i: camera_jpeg(100 + i, w, h), range(args.distinct)))
+    kb = statistics.mean(len(d) for d in images) / 1e3
+    print(f"\n== 3. service, {args.service_jpeg} camera-like JPEGs ({kb:.0f} KB), max batch "
+          f"{args.service_batch}, clients in {args.client_procs} processes; image_decode "
+          f"device (decode in the batch, on the model's device) vs cpu (PIL on threads)")  # fmt: skip
+    print(f"{'decode':>8}{'clients':>10}{'img/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+          f"{'mean batch':>12}{'on device':>11}{'server cores':>13}{'GPU busy':>10}")  # fmt: skip
+    for decode in args.service_decode.split(","):
+        settings = EmbedderSettings(
+            model=model_name, pretrained=pretrained, device=args.device, host="127.0.0.1",
+            port=0, metrics_port=-1, max_batch_size=args.service_batch, max_wait_ms=10,
+            max_items_per_request=max(512, args.service_batch), image_decode=decode,
+            max_request_bytes=256 * 1024 * 1024,
+        )  # fmt: skip
+        server = await start_embedder_server(settings)
+        await server.wait_ready()
+        runtime = server.runtime
+        assert runtime.image_decode == decode, (runtime.image_decode, decode)
+        clients = ClientPool(f"127.0.0.1:{server.port}", images, args.client_procs)
+        await clients.run(args.client_procs, 1, min(1.0, args.seconds))  # connect, warm
+        for spec in args.service_clients.split(","):
+            n, per = (int(v) for v in spec.split("x"))
+            i0, b0 = runtime.items_served, runtime.model_batches
+            d0, c0 = runtime.decodes.on_device, runtime.decodes.on_cpu
+            cpu0, t0, gpu = sum(os.times()[:2]), time.perf_counter(), GpuBusy()
+            rate, lat = await clients.run(n, per, args.seconds * 2)
+            busy = gpu.stop()
+            # The server runs in this process (the clients in their own):
+            # how many cores it kept busy, and how busy the GPU was.
+            cores = (sum(os.times()[:2]) - cpu0) / (time.perf_counter() - t0)
+            mean_batch = (runtime.items_served - i0) / max(1, runtime.model_batches - b0)
+            dev, cpu = runtime.decodes.on_device - d0, runtime.decodes.on_cpu - c0
+            share = dev / max(1, dev + cpu)
+            print(f"{decode:>8}{spec:>10}{rate:>10.0f}{np.percentile(lat, 50):>9.1f}"
+                  f"{np.percentile(lat, 99):>9.1f}{mean_batch:>12.1f}{share:>11.0%}"
+                  f"{cores:>13.1f}{busy:>10}")  # fmt: skip
+        clients.close()
+        await server.stop(1)
 
 
 def main() -> None:
@@ -238,6 +317,9 @@ def main() -> None:
     ap.add_argument("--ingest-batch", type=int, default=256)
     ap.add_argument("--service-batch", type=int, default=256)
     ap.add_argument("--service-clients", default="64x1,256x1,8x64")
+    ap.add_argument("--service-jpeg", default="1920x1080", help="JPEG size the clients send")
+    ap.add_argument("--service-decode", default="device,cpu", help="image_decode values to run")
+    ap.add_argument("--client-procs", type=int, default=4, help="client processes")
     ap.add_argument("--skip", default="", help="comma list of: model,ingest,service")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="imgsearch-gpu-bench-"))
@@ -245,6 +327,7 @@ def main() -> None:
         args.device, args.batches, args.seconds, args.rounds = "cpu", "4,8", 0.2, 2
         args.jpeg_sizes, args.distinct, args.ingest_images = "320x240,64x48", 4, 16
         args.ingest_batch, args.service_batch, args.service_clients = 8, 8, "4x1,2x4"
+        args.service_jpeg, args.client_procs = "320x240", 2
         model_name, pretrained = tiny_model(tmp)
     else:
         model_name, pretrained = args.model, ""

@@ -35,6 +35,7 @@ def build_runtime(
         ),
         metrics,
         settings.decode_workers,
+        settings.image_decode,
     )
 
 

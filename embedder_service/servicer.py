@@ -43,5 +43,11 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
     ) -> embedder_pb2.EmbedderInfo:
         serving = serving_info(self.runtime, self.runtime.limits, self.max_image_pixels)
         # EmbedderInfo = the model's EmbedderModelInfo + the serving fields, by name.
-        fields: dict[str, Any] = {**asdict(self.runtime.model.info), **serving}
+        fields: dict[str, Any] = {
+            **asdict(self.runtime.model.info),
+            **serving,
+            "image_decode": self.runtime.image_decode,
+            "images_device_decoded": self.runtime.decodes.on_device,
+            "images_cpu_decoded": self.runtime.decodes.on_cpu,
+        }
         return embedder_pb2.EmbedderInfo(**fields)

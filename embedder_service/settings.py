@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -20,3 +22,9 @@ class EmbedderSettings(ClipChoice, ModelServiceSettings):
 
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=-1, le=65535, description="-1 disables")
+    image_decode: Literal["auto", "cpu", "device"] = Field(
+        "auto",
+        description="where images are decoded: cpu (PIL in the decode threads), device "
+        "(JPEGs decoded, pre-processed and embedded on the model's device inside each batch: "
+        "nvJPEG on CUDA), auto (device when the model runs on CUDA, else cpu)",
+    )

@@ -43,12 +43,15 @@ class ImageHeader:
     format: str
     width: int
     height: int
+    mode: str = ""  # PIL's mode from the header ("RGB", "L", "CMYK", ...)
 
 
 def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
     """Identifies the image and checks its size; does not decode pixels."""
     with _open(data, max_pixels) as img:
-        return ImageHeader(format=(img.format or "").upper(), width=img.width, height=img.height)
+        return ImageHeader(
+            format=(img.format or "").upper(), width=img.width, height=img.height, mode=img.mode
+        )
 
 
 def decode_rgb(

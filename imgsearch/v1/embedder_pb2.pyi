@@ -46,7 +46,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class EmbedderInfo(_message.Message):
-    __slots__ = ("model", "pretrained", "dimension", "device", "precision", "context_length", "max_batch_size", "max_items_per_request", "max_image_pixels", "max_request_bytes", "items_served", "model_batches", "image_size", "runtime")
+    __slots__ = ("model", "pretrained", "dimension", "device", "precision", "context_length", "max_batch_size", "max_items_per_request", "max_image_pixels", "max_request_bytes", "items_served", "model_batches", "image_size", "runtime", "image_decode", "images_device_decoded", "images_cpu_decoded")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PRETRAINED_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,9 @@ class EmbedderInfo(_message.Message):
     MODEL_BATCHES_FIELD_NUMBER: _ClassVar[int]
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_DECODE_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_DEVICE_DECODED_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_CPU_DECODED_FIELD_NUMBER: _ClassVar[int]
     model: str
     pretrained: str
     dimension: int
@@ -75,4 +78,7 @@ class EmbedderInfo(_message.Message):
     model_batches: int
     image_size: int
     runtime: str
-    def __init__(self, model: _Optional[str] = ..., pretrained: _Optional[str] = ..., dimension: _Optional[int] = ..., device: _Optional[str] = ..., precision: _Optional[str] = ..., context_length: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_items_per_request: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., items_served: _Optional[int] = ..., model_batches: _Optional[int] = ..., image_size: _Optional[int] = ..., runtime: _Optional[str] = ...) -> None: ...
+    image_decode: str
+    images_device_decoded: int
+    images_cpu_decoded: int
+    def __init__(self, model: _Optional[str] = ..., pretrained: _Optional[str] = ..., dimension: _Optional[int] = ..., device: _Optional[str] = ..., precision: _Optional[str] = ..., context_length: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_items_per_request: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., items_served: _Optional[int] = ..., model_batches: _Optional[int] = ..., image_size: _Optional[int] = ..., runtime: _Optional[str] = ..., image_decode: _Optional[str] = ..., images_device_decoded: _Optional[int] = ..., images_cpu_decoded: _Optional[int] = ...) -> None: ...
