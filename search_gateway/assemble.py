@@ -44,6 +44,22 @@ def build_embedder(s: GatewaySettings) -> Embedder:
     return LocalEmbedder(model, batch_size=s.ingest_batch_size)
 
 
+def build_text_embedder(s: GatewaySettings) -> Embedder | None:
+    """An in-process embedder of the text tower only (text queries), loaded;
+    None for models the text-only build does not cover (use build_embedder)."""
+    from embedder_service.text_tower import ClipTextEmbedder, TextTowerUnavailable
+    from search_gateway.model_clients.local import LocalEmbedder
+
+    e = s.embedder
+    model = ClipTextEmbedder(e.model, e.pretrained, **model_options(e, s.max_image_pixels))
+    try:
+        model.load()
+    except TextTowerUnavailable as exc:
+        log.info("text tower alone not available (%s): the full model embeds texts", exc)
+        return None
+    return LocalEmbedder(model, decode_workers=1, batch_size=s.ingest_batch_size)
+
+
 def build_captioner(s: GatewaySettings) -> Captioner:
     c = s.captioner
     if c.address:
