@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -128,9 +128,36 @@ async def _build(settings: GatewaySettings, read_roots: Sequence[Path], captions
     if not settings.embedder.address:
         cache = IdentityCache(Path(settings.data_dir).expanduser() / CACHE_NAME)
         embedder = LazyEmbedder(settings, cache)
-    return await build_core(
+    core = await build_core(
         settings, read_roots=read_roots, with_captioner=captions, embedder=embedder
     )
+    if _exit_follows and _kept is None:
+        core.close = _close_unless_unwritten(core)  # type: ignore[method-assign]
+    return core
+
+
+# Set (ends_process) when this process ends with os._exit right after a
+# command that opens the API once: a store it did not write to need not be
+# closed first. Closing an Edge shard msyncs every segment file and joins
+# its threads: 0.1-0.4 s, a third of a `stats`.
+_exit_follows = False
+
+
+def ends_process() -> None:
+    """The process exits (os._exit) as soon as the command returns."""
+    global _exit_follows
+    _exit_follows = True
+
+
+def _close_unless_unwritten(core: Any) -> Callable[[], Coroutine[Any, Any, None]]:
+    real_close: Callable[[], Awaitable[None]] = core.close
+
+    async def close() -> None:
+        if getattr(core.store.sync, "wrote", True):
+            await real_close()
+        # else: nothing to persist; os._exit releases the shard's files and lock.
+
+    return close
 
 
 # The warm daemon keeps one core open between commands (settings JSON -> core,
