@@ -187,3 +187,49 @@ def test_text_tower_imports_none_of_the_other_families() -> None:
     assert "embedder_service._open_clip_narrow.model" in modules
     loaded = sorted(m for m in modules if m in HEAVY or m.startswith(tuple(h + "." for h in HEAVY)))
     assert loaded == []
+
+
+def test_pretrained_tag_resolves_to_the_file_open_clip_loads(tmp_path: Path) -> None:
+    """The default model's form (architecture + tag): the same cached file and
+    the same reported identity as the full model's path (model_spec.resolve)."""
+    import open_clip
+
+    from embedder_service.model_spec import resolve
+
+    model, tag = "ViT-B-32", "laion2b_s34b_b79k"
+    repo = tmp_path / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abc")
+    snapshot = repo / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_model.safetensors").write_bytes(b"not read here")
+    source = text_source(model, tag, cache_dir=str(tmp_path))
+    want = open_clip.pretrained.download_pretrained(
+        open_clip.pretrained.get_pretrained_cfg(model, tag), cache_dir=str(tmp_path)
+    )
+    assert source.checkpoint == str(want)
+    spec = resolve(model, tag)
+    assert (source.display_model, source.display_pretrained) == (
+        spec.display_model,
+        spec.display_pretrained,
+    )
+
+
+@pytest.mark.slow
+def test_default_architecture_text_vectors_are_bit_identical(tmp_path: Path) -> None:
+    """ViT-B-32 (the default model's architecture, CLIP's BPE tokenizer, 77
+    tokens) from a checkpoint file: random weights, as no download is allowed."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    full_model = open_clip.create_model("ViT-B-32")
+    checkpoint = tmp_path / "vit-b-32.safetensors"
+    save_file({k: v.contiguous() for k, v in full_model.state_dict().items()}, str(checkpoint))
+    del full_model
+    text = ClipTextEmbedder("ViT-B-32", str(checkpoint), device="cpu")
+    full = ClipEmbedder("ViT-B-32", str(checkpoint), device="cpu")
+    got, got_cut = _vectors(text)
+    want, want_cut = _vectors(full)
+    assert np.array_equal(got, want) and got_cut == want_cut
+    assert text.info == full.info
