@@ -82,14 +82,18 @@ def test_cold_text_query_loads_the_text_tower_only(
     cold = hits(out)
     assert len(cold) == 5
 
-    # The reference: a warm daemon that loaded the full model for an image
-    # search answers the same text query with the full model's text tower.
+    # The reference: a warm daemon answers the query with its text tower, then
+    # loads the full model for an image search and answers the same text
+    # query with the full model's text tower.
     warm = tmp_path / "warm"
     shutil.copytree(data, warm)
-    started = cli(warm, "--warm", "--warm-idle", "60", "similar", str(photos / "img0000.png"))
+    first = cli(warm, "--warm", "--warm-idle", "60", "query", "a red square", "-k", "5", "--json")
     try:
-        assert started.returncode == 0, started.stderr
-        assert (warm / "cli.sock").exists()  # the query below goes to that daemon
+        assert first.returncode == 0, first.stderr
+        assert (warm / "cli.sock").exists()  # the commands below go to that daemon
+        assert hits(first.stdout) == cold
+        image = cli(warm, "similar", str(photos / "img0000.png"))
+        assert image.returncode == 0, image.stderr
         full = cli(warm, "query", "a red square", "-k", "5", "--json")
         assert full.returncode == 0, full.stderr
         assert hits(full.stdout) == cold
