@@ -107,3 +107,20 @@ def test_image_commands_still_load_the_full_model(index: tuple[Path, Path], tmp_
     assert "open_clip" in modules  # the whole model: both towers
     assert "embedder_service.text_tower" not in modules
     assert "img0001.png" in out
+
+
+def test_read_only_commands_leave_the_index_for_the_next_writer(
+    index: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """query/stats end without closing the store (nothing written); a delete,
+    which writes, still closes it; each next process finds it intact."""
+    data = tmp_path / "copy"
+    shutil.copytree(index[0], data)
+    first = hits(cli(data, "query", "a red square", "-k", "8", "--json").stdout)
+    assert json.loads(cli(data, "stats", "--json").stdout)["count"] == 8
+    gone = first[0][0]
+    deleted = cli(data, "delete", "--id", gone)
+    assert deleted.returncode == 0, deleted.stderr
+    assert json.loads(cli(data, "stats", "--json").stdout)["count"] == 7
+    after = hits(cli(data, "query", "a red square", "-k", "8", "--json").stdout)
+    assert after == first[1:]
