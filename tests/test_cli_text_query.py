@@ -101,6 +101,22 @@ def test_cold_text_query_loads_the_text_tower_only(
         assert cli(warm, "daemon", "stop").returncode == 0
 
 
+def test_without_a_cached_identity_the_text_tower_checks_the_model(
+    index: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An index written by another process (no model_identity.json): the text
+    tower answers the model check of a query, and the cache is written."""
+    data = tmp_path / "nocache"
+    shutil.copytree(index[0], data)
+    (data / "model_identity.json").unlink()
+    modules, out = imported_by(data, tmp_path, "query", "a red square", "-k", "5", "--json")
+    assert heavy(modules) == [] and "embedder_service.text_tower" in modules
+    assert len(hits(out)) == 5
+    assert (data / "model_identity.json").exists()
+    modules, _ = imported_by(data, tmp_path, "stats")
+    assert "torch" not in modules  # the cache answers again
+
+
 def test_image_commands_still_load_the_full_model(index: tuple[Path, Path], tmp_path: Path) -> None:
     data, photos = index
     modules, out = imported_by(data, tmp_path, "similar", str(photos / "img0001.png"), "-k", "3")

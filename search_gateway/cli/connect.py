@@ -91,12 +91,15 @@ async def open_api(
     read_roots: Sequence[Path] = (),
     captions: bool = False,
     need_index: bool = False,
+    images: bool = True,
 ) -> GatewayAPI:
     """The embedded core or a remote gateway.
 
     need_index: raise NoIndex, before loading or creating anything, when the
     embedded collection does not exist (so a query against a new data folder
     neither loads a model nor binds the folder to it).
+    images: whether the command may embed images; when not, a model identity
+    missing from the cache comes from CLIP's text tower (lazy_models).
     """
     if args.gateway:
         from imgsearch.serving.auth import bearer
@@ -113,10 +116,12 @@ async def open_api(
         raise NoIndex(no_index_message(settings))
     if _kept is not None:
         return await _kept_core(settings, captions)
-    return await _build(settings, read_roots, captions)
+    return await _build(settings, read_roots, captions, images)
 
 
-async def _build(settings: GatewaySettings, read_roots: Sequence[Path], captions: bool) -> Any:
+async def _build(
+    settings: GatewaySettings, read_roots: Sequence[Path], captions: bool, images: bool = True
+) -> Any:
     from search_gateway.assemble import build_core
     from search_gateway.cli.lazy_models import CACHE_NAME, IdentityCache, LazyEmbedder
 
@@ -127,7 +132,7 @@ async def _build(settings: GatewaySettings, read_roots: Sequence[Path], captions
     embedder = None
     if not settings.embedder.address:
         cache = IdentityCache(Path(settings.data_dir).expanduser() / CACHE_NAME)
-        embedder = LazyEmbedder(settings, cache)
+        embedder = LazyEmbedder(settings, cache, images=images)
     core = await build_core(
         settings, read_roots=read_roots, with_captioner=captions, embedder=embedder
     )

@@ -92,8 +92,11 @@ class IdentityCache:
 class LazyEmbedder:
     """The Embedder interface; the in-process model is built on first use."""
 
-    def __init__(self, settings: GatewaySettings, cache: IdentityCache) -> None:
+    def __init__(
+        self, settings: GatewaySettings, cache: IdentityCache, images: bool = True
+    ) -> None:
         self.settings = settings
+        self.images = images  # False: the command embeds no image (identity from the text tower)
         self.cache = cache
         self.key = identity_key(settings)
         self._inner: Embedder | None = None
@@ -140,7 +143,9 @@ class LazyEmbedder:
         if cached is not None:
             return cached
         loaded = self._inner or self._text
-        ident = await (loaded or await self.real()).identity()
+        if loaded is None:
+            loaded = await (self.real() if self.images else self.for_texts())
+        ident = await loaded.identity()
         self.cache.put(self.key, ident)
         return ident
 
