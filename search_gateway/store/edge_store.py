@@ -115,6 +115,7 @@ class EdgeStore(PolicyStore[qe.Filter]):
             shard = self._require_shard()
             log.info("optimizing Edge shard %s (%d new points)", self.shard_path, self._unoptimized)
             shard.optimize()
+            self._wrote = True  # segments rewritten (flushed just below)
             self.flush()
             self._unoptimized = 0
             self._update_optimize_threshold(shard)
