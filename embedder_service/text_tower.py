@@ -206,9 +206,12 @@ class ClipTextEmbedder(ClipEmbedder):
         return f"open_clip {self.model_name} text tower ({self.pretrained})"
 
     def _build(self, device: str) -> Loaded:
-        source = text_source(self.model_name, self.pretrained, self.cache_dir)
-        tokenizer = text_tokenizer(source, self.cache_dir)
-        model = build_text_clip(source, device)
+        try:
+            source = text_source(self.model_name, self.pretrained, self.cache_dir)
+            tokenizer = text_tokenizer(source, self.cache_dir)
+            model = build_text_clip(source, device)
+        except ImportError as exc:  # an open_clip whose modules need more than these
+            raise TextTowerUnavailable(f"open_clip's modules alone do not import: {exc}") from exc
         return Loaded(model, None, tokenizer, source.display_model, source.display_pretrained)
 
     def warmup(self) -> None:

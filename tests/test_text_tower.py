@@ -233,3 +233,18 @@ def test_default_architecture_text_vectors_are_bit_identical(tmp_path: Path) -> 
     want, want_cut = _vectors(full)
     assert np.array_equal(got, want) and got_cut == want_cut
     assert text.info == full.info
+
+
+def test_an_open_clip_the_narrow_import_cannot_load_means_the_full_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should a later open_clip's model.py need timm or transformers at import,
+    the text-only build declines (the CLI then loads the full model)."""
+    from embedder_service import open_clip_narrow
+
+    def refuse(name: str) -> object:
+        raise ImportError(f"{name} needs timm")
+
+    monkeypatch.setattr(open_clip_narrow, "module", refuse)
+    with pytest.raises(TextTowerUnavailable, match="needs timm"):
+        ClipTextEmbedder("offline-tiny", "", device="cpu").load()
