@@ -54,12 +54,24 @@ def main() -> int:
         cells = [r.get(f"{name}/{how}") for how in ("vector", "hybrid", "rerank", "hybrid+rerank")]
         shown = " ".join(f"{c:7.3f}" if c is not None else f"{'-':>7s}" for c in cells)
         print(f"{name + ' (' + str(r[name + '/queries']) + ')':32s} {shown}")
+    print("R-precision (precision at each query's number of true scenes):")
+    for name in ("colour_shape", "with_size_or_position", "relational_binding",
+                 "relational_relation"):  # fmt: skip
+        cells = [
+            r.get(f"{name}/{how}/R") for how in ("vector", "hybrid", "rerank", "hybrid+rerank")
+        ]
+        shown = " ".join(f"{c:7.3f}" if c is not None else f"{'-':>7s}" for c in cells)
+        print(f"{name + ' (' + str(r[name + '/queries']) + ')':32s} {shown}")
     print(
-        f"fused order P(match) + w x scaled vector score (configured w = {r['vector_weight']:g}):"
+        f"fused order P(match) + w x scaled vector score (configured w = {r['vector_weight']:g}), "
+        "P@10/R-precision:"
     )
     for name in ("colour_shape", "with_size_or_position", "relational_binding",
                  "relational_relation"):  # fmt: skip
-        cells = " ".join(f"w={w:g}: {r[f'{name}/rerank@{w:g}']:.3f}" for w in r["weights"])
+        cells = " ".join(
+            f"w={w:g}: {r[f'{name}/rerank@{w:g}']:.3f}/{r[f'{name}/rerank@{w:g}/R']:.3f}"
+            for w in r["weights"]
+        )
         print(f"  {name:28s} {cells}")
     print(f"candidate search + scoring per query: p50 {r['rerank_search_p50_s'] * 1000:.0f} ms, "
           f"p99 {r['rerank_search_p99_s'] * 1000:.0f} ms")  # fmt: skip

@@ -54,6 +54,11 @@ CAPTION_PENDING = "caption_pending"
 CAPTIONED = "captioned"  # true once a caption is stored; lets Stats count cheaply
 INGESTED_AT = "ingested_at"
 DUPLICATE_OF = "duplicate_of"
+# The near-duplicate cluster a point belongs to: its representative's id
+# (`duplicate_of`), or the point's own id when it is its own representative.
+# On every point, so the engine can group by it; points stored before it
+# existed get it once at store open (store/backfill.py).
+NEAR_GROUP = "near_group"
 # Video frames (issue 13): set by the gateway from the request's frame info.
 VIDEO_SHA256 = "video_sha256"
 FRAME_OFFSET = "frame_offset_s"
@@ -82,6 +87,7 @@ RESERVED_FIELDS: frozenset[str] = frozenset(
         CAPTIONED,
         INGESTED_AT,
         DUPLICATE_OF,
+        NEAR_GROUP,
         VIDEO_SHA256,
         FRAME_OFFSET,
         FRAME_END,
@@ -104,6 +110,7 @@ PAYLOAD_INDEXES: dict[str, IndexKind] = {
     CAPTIONED: IndexKind.BOOL,
     INGESTED_AT: IndexKind.DATETIME,
     DUPLICATE_OF: IndexKind.KEYWORD,
+    NEAR_GROUP: IndexKind.KEYWORD,
     VIDEO_SHA256: IndexKind.KEYWORD,
     FRAME_OFFSET: IndexKind.FLOAT,
     FRAME_END: IndexKind.FLOAT,

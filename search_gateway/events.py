@@ -4,11 +4,13 @@ What people ask of camera footage is "the red car on cam-03 last Tuesday",
 and they want one answer per event, not forty near-identical frames. So:
 
 * **Grouping** asks the engine for groups (Qdrant's query_points_groups on the
-  group field: `video_sha256` or `camera_id`), then splits each group into
-  events: hits whose timestamps lie within `window_s` of the previous one
-  belong to the same event. One hit (the best) per event, with the event's
-  size and time span. The window is a query-time choice, so it cannot be a
-  stored bucket; the split is a linear pass over hits the engine grouped.
+  group field: `video_sha256`, `camera_id` or `near_group`). Video and camera
+  groups are split into events: hits whose timestamps lie within `window_s`
+  of the previous one belong to the same event. The window is a query-time
+  choice, so it cannot be a stored bucket; the split is a linear pass over
+  hits the engine grouped. A near-duplicate cluster (`near_group`, the
+  representative's id on every point) is one group whatever its times. One
+  hit (the best) per group, with the group's size and time span.
 * **Time order**: the relevant hits (the `candidates` nearest above the
   cutoff) in chronological order, done by the engine (prefetch + order_by on
   `timestamp`).
@@ -42,11 +44,13 @@ if TYPE_CHECKING:
 
 VIDEO_SHA256 = d.VIDEO_SHA256
 TIMESTAMP_END = d.TIMESTAMP_END
-GROUP_FIELDS = {"video": VIDEO_SHA256, "camera": d.CAMERA_ID}
+GROUP_FIELDS = {"video": VIDEO_SHA256, "camera": d.CAMERA_ID, "near_duplicate": d.NEAR_GROUP}
+# Groups split into events by time (window_s); the others are one group each.
+WINDOWED_GROUPS = ("video", "camera")
 ORDERS = ("relevance", "time", "time_desc")
 DEFAULT_WINDOW_S = 60.0
 DEFAULT_CANDIDATES = 100
-# Grouped results keep hits within this of the best unless told otherwise:
+# Time-windowed groups keep hits within this of the best unless told otherwise:
 # without a cutoff every point of a video is a "hit", and hits chained in
 # time would merge a whole video into one event. CLIP cosines of matching
 # and non-matching frames differ by 0.1-0.4 (offline model: 0.32-0.34 vs
@@ -61,7 +65,7 @@ _TOKEN_VERSION = 1
 class ResultShape:
     """How hits are shaped: grouped, ordered, cut, paged (all optional)."""
 
-    group_by: str | None = None  # "video" or "camera"
+    group_by: str | None = None  # "video", "camera" or "near_duplicate"
     window_s: float = DEFAULT_WINDOW_S
     order: str = "relevance"
     relative_cutoff: float | None = None
@@ -158,6 +162,34 @@ def split_events(key: str, hits: list[Hit], window_s: float) -> list[EventGroup]
     return out
 
 
+def whole_group(key: str, hits: list[Hit]) -> EventGroup:
+    """One engine group as one group (a near-duplicate cluster): its best hit,
+    size and the time span of its timed hits (unset when none has a time)."""
+    starts = [t for h in hits if (t := parse_time(h.payload.get(d.TIMESTAMP))) is not None]
+    ends = [
+        t
+        for h in hits
+        if (t := parse_time(h.payload.get(TIMESTAMP_END) or h.payload.get(d.TIMESTAMP)))
+        is not None
+    ]
+    ranked = sorted(hits, key=lambda h: -h.score)
+    return EventGroup(
+        key=key,
+        best=ranked[0],
+        size=len(ranked),
+        start=d.rfc3339(min(starts)) if starts else None,
+        end=d.rfc3339(max(ends)) if ends else None,
+        hits=ranked,
+    )
+
+
+def events_of(key: str, hits: list[Hit], shape: ResultShape) -> list[EventGroup]:
+    """The groups one engine group gives: events in time, or the group whole."""
+    if shape.group_by in WINDOWED_GROUPS:
+        return split_events(key, hits, shape.window_s)
+    return [whole_group(key, hits)] if hits else []
+
+
 def query_fingerprint(q: SearchQuery, shape: ResultShape, tenant: str | None) -> str:
     """Binds a page token to its query (text/image/point, filter, shape, tenant)."""
     h = hashlib.sha256()
@@ -233,7 +265,7 @@ async def search_page(
     else:
         threshold = q.score_threshold
         cutoff = shape.relative_cutoff
-        if cutoff is None and shape.group_by is not None and threshold is None:
+        if cutoff is None and shape.group_by in WINDOWED_GROUPS and threshold is None:
             cutoff = DEFAULT_GROUP_CUTOFF
         if cutoff is not None:
             best = await scope.search(vector, 1, 0, threshold, flt, exclude)
@@ -250,9 +282,7 @@ async def search_page(
         groups = await scope.search_groups(
             vector, GROUP_FIELDS[shape.group_by], n_groups, GROUP_DEPTH, threshold, flt, exclude
         )
-        events = [
-            e for g in groups for e in split_events(g.key, [hit(p) for p in g.hits], shape.window_s)
-        ]
+        events = [e for g in groups for e in events_of(g.key, [hit(p) for p in g.hits], shape)]
         events.sort(key=lambda e: (-e.best.score, e.start or ""))
         page = events[offset : offset + q.k]
         more = len(events) > offset + q.k or len(groups) >= n_groups

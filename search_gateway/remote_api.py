@@ -85,6 +85,8 @@ class RemoteGateway:
                     req.options.frame_change_threshold = item.frame_change_threshold
                 if item.data is not None:
                     req.data = item.data
+                    if item.file_mtime is not None:
+                        req.file_mtime.FromNanoseconds(round(item.file_mtime * 1e9))
                 elif item.path:
                     req.path = item.path
                 yield req

@@ -70,6 +70,11 @@ def item_from_proto(req: gateway_pb2.IngestRequest) -> IngestItem:
             if req.options.HasField("frame_change_threshold")
             else None
         ),
+        file_mtime=(
+            req.file_mtime.seconds + req.file_mtime.nanos / 1e9
+            if req.HasField("file_mtime")
+            else None
+        ),
     )
 
 

@@ -92,6 +92,12 @@ def test_dockerfile_env_ports_and_health_check(name: str, monkeypatch: pytest.Mo
         assert health_name == service.health_name
 
 
+def _http(settings: Any) -> set[int]:
+    """The gateway's HTTP port (JSON API + page) where the deployment turns it on."""
+    port = getattr(settings, "http_port", -1)
+    return {port} if port >= 0 else set()
+
+
 # -- docker compose -------------------------------------------------------------------------
 @pytest.fixture(params=[COMPOSE_FILES[:1], COMPOSE_FILES], ids=["cpu", "gpu"])
 def compose(request: pytest.FixtureRequest) -> dict[str, Any]:
@@ -122,7 +128,7 @@ def test_compose_env_ports_and_health_checks(
         ports = {int(str(p).split("/")[0]) for p in spec.get("expose", [])}
         for published in spec.get("ports", []):
             ports.add(int(str(published).rsplit(":", 1)[1].split("/")[0]))
-        assert ports == {settings.port, settings.metrics_port}, name
+        assert ports == {settings.port, settings.metrics_port, *_http(settings)}, name
         test = spec["healthcheck"]["test"]
         assert test[0] == "CMD" and test[-2:] == [f"127.0.0.1:{settings.port}", service.health_name]
         grace = spec["stop_grace_period"]
@@ -174,7 +180,10 @@ def test_k8s_env_ports_probes_and_grace(rendered, monkeypatch: pytest.MonkeyPatc
     ).items():
         service = services()[name]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert ports == {"grpc": settings.port, "metrics": settings.metrics_port}, name
+        expected = {"grpc": settings.port, "metrics": settings.metrics_port}
+        for port in _http(settings):
+            expected["http"] = port
+        assert ports == expected, name
         for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
             probe = container[kind]["grpc"]
             assert probe["port"] == settings.port, f"{name} {kind}"

@@ -301,8 +301,9 @@ def test_network_policies_expose_only_the_gateway(rendered) -> None:
         r for p in _policies_for(policies, gateway_labels) for r in p["spec"].get("ingress", [])
     ]
     assert any("from" not in r for r in gateway_rules), "the gateway must be reachable from outside"
-    assert all({port["port"] for port in r.get("ports", [])} == {"grpc"} for r in gateway_rules), (
-        "only the gateway's gRPC port is open to everyone"
+    open_ports = [{port["port"] for port in r.get("ports", [])} for r in gateway_rules]
+    assert all(ports == {"grpc", "http"} for ports in open_ports), (
+        "only the gateway's gRPC and HTTP ports are open to everyone (not its metrics)"
     )
 
 

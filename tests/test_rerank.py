@@ -368,3 +368,17 @@ def test_fused_order_breaks_near_ties_with_the_vector_score() -> None:
     assert fused_order(hits, 0.0) == [2, 3, 0, 1]  # by P(match); tie c/d in vector order
     assert fused_order(hits, 0.1) == [2, 0, 3, 1]  # c .6+.033, a .5+.1 = d .6+0: vector order
     assert fused_order(hits, 5.0) == [0, 2, 3, 1]  # vector order among the scored
+
+
+def test_r_precision_sees_distractors_that_p_at_10_does_not() -> None:
+    """Three true scenes ranked 4-6 behind three swapped distractors: P@10 (divided by
+    min(10, relevant)) says 1.0, R-precision says 0.0 — the relational bars use both."""
+    from offline_training.quality import precision_at_k
+    from offline_training.rerank_eval import r_precision
+
+    ranked = [False, False, False, True, True, True, False, False, False]
+    assert precision_at_k(ranked, 3) == 1.0
+    assert r_precision(ranked, 3) == 0.0
+    assert r_precision([True, False, True, True], 3) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        r_precision([False], 0)

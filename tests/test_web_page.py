@@ -448,6 +448,25 @@ def test_events_one_card_per_group(page: Any, world: WebWorld) -> None:
     assert first.startswith(f"{answer['groups'][0]['size']} image")
 
 
+def test_near_duplicates_folded_one_card_per_cluster(page: Any, world: WebWorld) -> None:
+    _needs("group")
+    sign_in(page, world, "alice")
+    page.select_option("#view", "group-near_duplicate")
+    search_text(page, QUERY)
+    request = {"text": QUERY, "k": PAGE, "mode": VECTOR, "group": {"by": "near_duplicate"}}
+    answer = _pages(world, "alice", request)[0]
+    expected = [h["id"] for h in answer["hits"]]
+    wait_for_cards(page, expected)
+    # Every hit is its cluster's best; the key is the cluster's representative.
+    for hit, group in zip(answer["hits"], answer["groups"], strict=True):
+        assert hit["payload"]["near_group"] == {"stringValue": group["key"]}
+        assert group["hitIds"][0] == hit["id"]
+    sizes = page.eval_on_selector_all("#results .card", "els => els.map(e => e.dataset.groupSize)")
+    assert sizes == [str(g["size"]) for g in answer["groups"]]
+    label = page.inner_text("#results .card .group")
+    assert answer["hits"][0]["uri"].split("/")[-1] in label  # the file, not a uuid
+
+
 def test_rerank_switch_when_a_scorer_is_configured(
     browser: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

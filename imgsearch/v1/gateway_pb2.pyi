@@ -67,7 +67,7 @@ class FrameInfo(_message.Message):
     def __init__(self, video_sha256: _Optional[str] = ..., offset_s: _Optional[float] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
-    __slots__ = ("data", "path", "uri", "metadata", "options", "frame")
+    __slots__ = ("data", "path", "uri", "metadata", "options", "frame", "file_mtime")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -81,13 +81,15 @@ class IngestRequest(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
+    FILE_MTIME_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     path: str
     uri: str
     metadata: _containers.MessageMap[str, _common_pb2.Value]
     options: IngestOptions
     frame: FrameInfo
-    def __init__(self, data: _Optional[bytes] = ..., path: _Optional[str] = ..., uri: _Optional[str] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ..., options: _Optional[_Union[IngestOptions, _Mapping]] = ..., frame: _Optional[_Union[FrameInfo, _Mapping]] = ...) -> None: ...
+    file_mtime: _timestamp_pb2.Timestamp
+    def __init__(self, data: _Optional[bytes] = ..., path: _Optional[str] = ..., uri: _Optional[str] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ..., options: _Optional[_Union[IngestOptions, _Mapping]] = ..., frame: _Optional[_Union[FrameInfo, _Mapping]] = ..., file_mtime: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class IngestResult(_message.Message):
     __slots__ = ("index", "id", "status", "duplicate_of", "reason", "error_code", "uri", "caption_pending")

@@ -4,12 +4,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 
 from imgsearch.errors import InvalidInput
-from search_gateway.cli.output import short_path
-from search_gateway.events import DEFAULT_CANDIDATES, DEFAULT_WINDOW_S, ResultShape, SearchPage
+from search_gateway.cli.output import hits_as_json, short_path
+from search_gateway.events import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_WINDOW_S,
+    WINDOWED_GROUPS,
+    ResultShape,
+    SearchPage,
+)
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ORDERS = {"relevance": "relevance", "time": "time", "time-desc": "time_desc"}
@@ -19,7 +26,8 @@ def add_shape_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--group",
         metavar="BY[,WINDOW]",
-        help="one hit per event: video or camera, within a window, e.g. video,60s or camera,5m",
+        help="one hit per event: video or camera, within a window, e.g. video,60s or "
+        "camera,5m; or one hit per near-duplicate cluster: near_duplicate",
     )
     p.add_argument(
         "--order",
@@ -54,7 +62,9 @@ def shape_from(args: argparse.Namespace) -> ResultShape:
     group_by, window = None, DEFAULT_WINDOW_S
     if args.group:
         by, _, win = args.group.partition(",")
-        group_by = by.strip()
+        group_by = by.strip().replace("-", "_")  # near-duplicate reads as near_duplicate
+        if win and group_by not in WINDOWED_GROUPS:
+            raise InvalidInput(f"--group {group_by} takes no time window (a cluster is one group)")
         if win:
             window = parse_duration(win)
     return ResultShape(
@@ -73,6 +83,21 @@ def video_link(uri: str, payload: dict[str, object]) -> str:
     if not isinstance(offset, (int, float)):
         return uri
     return f"{uri}#t={offset:.0f}"
+
+
+def page_as_json(query: str, page: SearchPage, first_rank: int = 1) -> str:
+    """hits_as_json, plus each group's key, size, time span and hit ids
+    (groups[i] belongs to hits[i]) and the next page token, when there are any."""
+    out = json.loads(hits_as_json(query, page.hits, first_rank))
+    if page.groups:
+        out["groups"] = [
+            {"key": g.key, "size": g.size, "start": g.start, "end": g.end,
+             "hit_ids": [h.id for h in g.hits]}
+            for g in page.groups
+        ]  # fmt: skip
+    if page.next_page_token:
+        out["next_page_token"] = page.next_page_token
+    return json.dumps(out, indent=2, default=str)
 
 
 def print_page(page: SearchPage) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import os
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +16,12 @@ from search_gateway.cli.connect import GatewayAPI, abandon_models, open_api
 from search_gateway.cli.enrich import enrich
 from search_gateway.cli.files import IMAGE_EXTENSIONS, find_images, load_sidecar
 from search_gateway.cli.output import IndexSummary, notice, print_index_summary, progress
-from search_gateway.cli.shutdown import EXIT_INTERRUPTED
+from search_gateway.cli.shutdown import EXIT_INTERRUPTED, STOP_GRACE_S, run_until_stopped
 from search_gateway.cli.video_cmd import add_video_options, find_videos, index_videos
 from search_gateway.ingest import IngestItem, IngestStatus
 from search_gateway.meta_syntax import parse_meta
 
-# After the first Ctrl-C: how long the images already in the pipeline may take
-# to be stored before the rest is abandoned (the issue asks for exit within 2 s).
-STOP_GRACE_S = 1.0
+VIDEO_STOPPING = "stopping: storing the frames already sent (Ctrl-C again to quit at once)"
 
 
 def add_commands(sub: argparse._SubParsersAction, command: Any) -> None:  # type: ignore[type-arg]
@@ -81,11 +79,16 @@ async def run_index(args: argparse.Namespace) -> int:
     meta = parse_meta(args.meta)
     sidecar = load_sidecar(Path(args.meta_jsonl)) if args.meta_jsonl else {}
     if not files:  # videos only
-        api = await open_api(args, read_roots=[root])
-        try:
-            bad = await index_videos(api, videos, meta, sidecar, args)
-        finally:
-            await api.close()
+        with shutdown.graceful(VIDEO_STOPPING) as stop:
+            api = await open_api(args, read_roots=[root])
+            try:
+                bad = await index_videos(api, videos, meta, sidecar, args, stop)
+                if stop.is_set():
+                    abandon_models(api)
+            finally:
+                await api.close()
+        if stop.is_set():
+            return EXIT_INTERRUPTED
         return 0 if bad == 0 or args.allow_failures else 3
     for line in unmatched_sidecar_lines(sidecar, files + videos):
         notice(f"warning: {line}")
@@ -96,7 +99,8 @@ async def run_index(args: argparse.Namespace) -> int:
     present: list[tuple[str, dict[str, Any]]] = []
     remote = bool(args.gateway)
     with shutdown.graceful(
-        "stopping: finishing the images in flight (Ctrl-C again to quit at once)"
+        "stopping: finishing the images (or video frames) in flight "
+        "(Ctrl-C again to quit at once)"
     ) as stop:
 
         async def items() -> AsyncIterator[IngestItem]:
@@ -112,15 +116,15 @@ async def run_index(args: argparse.Namespace) -> int:
                     near_duplicate_threshold=args.near_duplicates or 0.0,
                 )
                 if remote:  # the gateway cannot see this machine's files: send bytes
-                    try:
-                        data = await asyncio.to_thread(path.read_bytes)
+                    try:  # (and the mtime, the gateway's last resort for the time)
+                        data, mtime = await asyncio.to_thread(read_with_mtime, path)
                     except OSError as exc:
                         summary.counts[IngestStatus.FAILED] += 1
                         summary.failures.append((uri, f"cannot read: {exc.strerror}"))
                         bar.update(1)
                         continue
                     sent.append((uri, item_meta))
-                    yield IngestItem(data=data, **common)  # type: ignore[arg-type]
+                    yield IngestItem(data=data, file_mtime=mtime, **common)  # type: ignore[arg-type]
                 else:
                     sent.append((uri, item_meta))
                     yield IngestItem(path=uri, **common)  # type: ignore[arg-type]
@@ -148,8 +152,13 @@ async def run_index(args: argparse.Namespace) -> int:
             else:
                 summary.enriched = await enrich(api, present, args.with_captions)
             print_index_summary(summary, len(files))
+            if videos and summary.interrupted:
+                print(f"stopped: {len(videos)} video(s) not indexed; run again to continue")
             if videos and not summary.interrupted:
-                bad_videos = await index_videos(api, videos, meta, sidecar, args)
+                bad_videos = await index_videos(api, videos, meta, sidecar, args, stop)
+                if stop.is_set():  # Ctrl-C during the videos
+                    summary.interrupted = True
+                    abandon_models(api)
             waits = args.with_captions and not args.no_wait_captions
             if waits and not summary.interrupted:
                 await finish_captions(api, args.no_progress)
@@ -161,24 +170,10 @@ async def run_index(args: argparse.Namespace) -> int:
     return 0 if ok or args.allow_failures else 3
 
 
-async def run_until_stopped(work: Awaitable[None], stop: asyncio.Event, grace_s: float) -> bool:
-    """Runs work; after stop is set, lets it finish for grace_s, then cancels
-    it. True when it ran to the end."""
-    task = asyncio.ensure_future(work)
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            await asyncio.wait({task}, timeout=grace_s)
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            return False
-        task.result()  # errors of the work surface here
-        return not stop.is_set()
-    finally:
-        stopped.cancel()
+def read_with_mtime(path: Path) -> tuple[bytes, float]:
+    """A file's bytes and the modification time of what was read."""
+    with path.open("rb") as f:
+        return f.read(), os.fstat(f.fileno()).st_mtime
 
 
 def unmatched_sidecar_lines(sidecar: dict[str, dict[str, Any]], files: list[Path]) -> list[str]:

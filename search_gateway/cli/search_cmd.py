@@ -17,7 +17,7 @@ from search_gateway.cli.connect import (
     open_api,
     settings_from,
 )
-from search_gateway.cli.events_cli import add_shape_options, print_page, shape_from
+from search_gateway.cli.events_cli import add_shape_options, page_as_json, print_page, shape_from
 from search_gateway.cli.ids import resolve_ids
 from search_gateway.cli.output import hits_as_json, notice, print_hits
 from search_gateway.core import SearchQuery
@@ -170,7 +170,7 @@ async def show_page(
     finally:
         await api.close()
     if args.json:
-        print(hits_as_json(label, page.hits, first_rank=q.offset + 1))
+        print(page_as_json(label, page, first_rank=q.offset + 1))
     else:
         print_page(page)
     return 0

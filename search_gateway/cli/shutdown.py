@@ -29,6 +29,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 EXIT_INTERRUPTED = 130
+# After the first Ctrl-C: how long the work already in flight (images in the
+# pipeline, a video's frames) may take to be stored before the rest is
+# abandoned (the issue asks for exit within 2 s).
+STOP_GRACE_S = 1.0
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -127,6 +131,26 @@ def run(command: Callable[[], Awaitable[T]]) -> T:
         return asyncio.run(main())
     finally:
         _current = None
+
+
+async def run_until_stopped(work: Awaitable[object], stop: asyncio.Event, grace_s: float) -> bool:
+    """Runs work; after stop is set, lets it finish for grace_s, then cancels
+    it. True when it ran to the end."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=grace_s)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return False
+        task.result()  # errors of the work surface here
+        return not stop.is_set()
+    finally:
+        stopped.cancel()
 
 
 def quit_now(code: int = EXIT_INTERRUPTED) -> None:

@@ -58,12 +58,22 @@ async def index_videos(
     meta: dict[str, Any],
     sidecar: dict[str, dict[str, Any]],
     args: argparse.Namespace,
+    stop: asyncio.Event | None = None,
 ) -> int:
-    """Indexes each video; prints one line per file. Returns the number of failed files."""
-    from search_gateway.media.index_video import index_video
+    """Indexes each video; prints one line per file. Returns the number of failed files.
 
+    After `stop` is set (the first Ctrl-C) no more frames are sent: the frames
+    in flight get shutdown.STOP_GRACE_S to be stored, the file's line says
+    how far it got, and the videos not started are named.
+    """
+    from search_gateway.media.index_video import VideoIndexReport, index_video
+
+    stop = stop or asyncio.Event()
     failed = 0
-    for path in videos:
+    for n, path in enumerate(videos):
+        if stop.is_set():
+            print(f"stopped: {len(videos) - n} video(s) not indexed; run again to continue")
+            break
         uri = str(path)
         last = [-10.0]
         began = time.perf_counter()
@@ -81,17 +91,25 @@ async def index_videos(
                 print(f"\r{uri}: {offset_s:.0f} s of video, {frames} frames ({fps:.1f}/s)",
                       end="", file=sys.stderr)  # fmt: skip
 
-        report = await index_video(
+        report = VideoIndexReport(uri=uri)
+        work = index_video(
             api, path, {**meta, **sidecar.get(uri, {})}, interval_s=args.video_interval,
-            change_threshold=args.frame_change, uri=uri, progress=progress,
+            change_threshold=args.frame_change, uri=uri, progress=progress, stop=stop,
+            report=report,
         )  # fmt: skip
+        finished = await shutdown.run_until_stopped(work, stop, shutdown.STOP_GRACE_S)
+        if not finished and not report.seconds:  # cancelled after the grace
+            report.interrupted = True
+            report.seconds = time.perf_counter() - began
         if not args.no_progress:
             print(file=sys.stderr)
         rate = report.covered_s / report.seconds if report.seconds > 0 else 0.0
+        sampled = report.answered if report.interrupted else report.sampled
         print(
             f"{uri}: {report.covered_s:.0f} s of video in {report.seconds:.1f} s ({rate:.1f}x), "
-            f"{report.sampled} frames sampled: {report.added} kept, {report.similar} similar, "
+            f"{sampled} frames sampled: {report.added} kept, {report.similar} similar, "
             f"{report.already_present} already present, {report.failed} failed"
+            + (" (interrupted: frames answered so far are stored)" if report.interrupted else "")
         )
         for reason in report.failures[:5]:
             print(f"  {reason}")

@@ -47,6 +47,9 @@ class IngestItem:
     problem: str = ""  # set when the request itself was malformed (e.g. bad metadata)
     frame: FrameRef | None = None
     frame_change_threshold: float | None = None  # None: media/frame_filter.DEFAULT_THRESHOLD
+    # With `data`: the source file's mtime (epoch seconds) as the client read
+    # it, the last resort for `timestamp` (a path's own mtime is read instead).
+    file_mtime: float | None = None
 
 
 @dataclass

@@ -38,7 +38,8 @@ async def mark_near_duplicates(batch: list[State], scope: TenantScope) -> list[S
                 out.append(s.new.settle(s.loaded.fail(exc)))
                 continue
             if hits and hits[0].score > best:
-                representative = hits[0].payload.get(d.DUPLICATE_OF) or hits[0].id
+                found = hits[0].payload
+                representative = found.get(d.NEAR_GROUP) or found.get(d.DUPLICATE_OF) or hits[0].id
                 best_id, best = str(representative), hits[0].score
             if best >= threshold and best_id != s.loaded.id:
                 s.duplicate_of = best_id

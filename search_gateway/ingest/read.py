@@ -10,6 +10,7 @@ any other. Runs on a worker thread (file reads and hashing block).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from pathlib import Path
@@ -108,6 +109,19 @@ def own_metadata(source: Source, data: bytes, mtime: float | None) -> dict[str, 
     return merge_metadata(source.metadata, read_exif(data), mtime)
 
 
+# Timestamp's range (0001-01-01 .. 9999-12-31 UTC), in epoch seconds.
+_MTIME_RANGE = (-62_135_596_800.0, 253_402_300_799.0)
+
+
+def _client_mtime(mtime: float | None) -> float | None:
+    """A file mtime the client sent with the bytes, or InvalidInput."""
+    if mtime is None:
+        return None
+    if not (math.isfinite(mtime) and _MTIME_RANGE[0] <= mtime <= _MTIME_RANGE[1]):
+        raise InvalidInput(f"file_mtime {mtime!r} is outside years 1-9999")
+    return mtime
+
+
 def _bytes_and_uri(source: Source, paths: PathPolicy) -> tuple[bytes, str, float | None]:
     if len(source.uri) > MAX_URI_CHARS:
         raise InvalidInput(
@@ -121,7 +135,7 @@ def _bytes_and_uri(source: Source, paths: PathPolicy) -> tuple[bytes, str, float
     if source.data is not None and source.path:
         raise InvalidInput("give either the image bytes or a path, not both")
     if source.data is not None:
-        return source.data, source.uri, None
+        return source.data, source.uri, _client_mtime(source.file_mtime)
     if source.path:
         resolved, data = paths.read_file(source.path)
         try:

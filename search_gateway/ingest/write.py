@@ -145,4 +145,6 @@ def payload(e: Embedded, now: str) -> dict[str, Any]:
         out.update({d.CAPTION_PENDING: e.caption_pending, d.CAPTIONED: False})
     if e.duplicate_of:
         out[d.DUPLICATE_OF] = e.duplicate_of
+    # Every point names its near-duplicate cluster, so results can be grouped by it.
+    out[d.NEAR_GROUP] = e.duplicate_of or loaded.id
     return out  # TenantScope.upsert stamps the tenant

@@ -6,6 +6,11 @@ a remote gateway, and a video never travels as one message
 (docs/decisions.md). Decoding runs on a worker thread and hands frames over
 through a small bounded queue: the decoder stays a few frames ahead of
 embedding, never a whole video.
+
+Stopping (`stop`, the CLI's first Ctrl-C): no frame is handed on after it is
+set; frames already handed on are still stored and answered, and the report
+counts only answered frames. The caller bounds how long that may take (it
+cancels the call; `report` passed in keeps the counts so far).
 """
 
 from __future__ import annotations
@@ -46,6 +51,26 @@ class VideoIndexReport:
     seconds: float = 0.0
     error: str | None = None
     failures: list[str] = field(default_factory=list)
+    interrupted: bool = False  # stopped before the end of the file
+
+    @property
+    def answered(self) -> int:
+        """Frames the API has answered for (sampled ones may still be unsent)."""
+        return self.added + self.already_present + self.similar + self.failed
+
+
+def count_outcome(report: VideoIndexReport, o: IngestOutcome) -> None:
+    if o.status is IngestStatus.ADDED:
+        report.added += 1
+    elif o.status is IngestStatus.ALREADY_PRESENT:
+        report.already_present += 1
+    elif o.status is IngestStatus.SIMILAR_FRAME:
+        report.similar += 1
+    elif o.status is IngestStatus.FAILED:
+        report.failed += 1
+        report.failures.append(f"frame {o.index}: {o.reason}")
+    else:
+        report.added += 1  # DUPLICATE: stored, marked duplicate_of
 
 
 async def aiter_in_thread(source: Iterable[T], ahead: int = 8) -> AsyncIterator[T]:
@@ -102,14 +127,23 @@ async def index_video(
     uri: str | None = None,
     progress: Callable[[float, int], None] | None = None,
     chunk: int = 16,
+    stop: asyncio.Event | None = None,
+    report: VideoIndexReport | None = None,
 ) -> VideoIndexReport:
     """Samples `path` every `interval_s` and ingests the frames; see VideoIndexReport.
 
     `progress(video_seconds_covered, frames_sampled)` is called per frame.
+    `stop`: see the module docstring; `report`: filled in as outcomes arrive.
     """
     frames = VideoFrames(path, metadata, interval_s, uri)
-    report = VideoIndexReport(uri=frames.uri)
+    if report is None:
+        report = VideoIndexReport(uri=frames.uri)
+    report.uri = frames.uri
     started = time.perf_counter()
+    offsets: list[float] = []  # of the frames handed on, by stream position
+
+    def stopped() -> bool:
+        return stop is not None and stop.is_set()
 
     async def items() -> AsyncIterator[IngestItem]:
         # Frames are handed on in runs of `chunk`: the pipeline batches what is
@@ -117,6 +151,8 @@ async def index_video(
         # the embedder's pace would give) costs several times more per frame.
         pending: list[IngestItem] = []
         async for f in aiter_in_thread(frames, ahead=2 * chunk):
+            if stopped():
+                return
             report.sampled += 1
             if progress is not None:
                 progress(f.offset_s, report.sampled)
@@ -131,23 +167,25 @@ async def index_video(
             )
             if len(pending) >= chunk:
                 for item in pending:
+                    if stopped():
+                        return
+                    offsets.append(item.frame.offset_s if item.frame else 0.0)
                     yield item
                 pending.clear()
         for item in pending:
+            if stopped():
+                return
+            offsets.append(item.frame.offset_s if item.frame else 0.0)
             yield item
 
     async for o in api.ingest(items()):
-        if o.status is IngestStatus.ADDED:
-            report.added += 1
-        elif o.status is IngestStatus.ALREADY_PRESENT:
-            report.already_present += 1
-        elif o.status is IngestStatus.SIMILAR_FRAME:
-            report.similar += 1
-        elif o.status is IngestStatus.FAILED:
-            report.failed += 1
-            report.failures.append(f"frame {o.index}: {o.reason}")
-        else:
-            report.added += 1  # DUPLICATE: stored, marked duplicate_of
+        count_outcome(report, o)
+        if 0 <= o.index < len(offsets):  # video time the answered frames reach
+            report.covered_s = max(report.covered_s, offsets[o.index])
+    report.seconds = time.perf_counter() - started
+    if stopped():
+        report.interrupted = True
+        return report
     rep = frames.sampler.report
     report.error = rep.error
     report.covered_s = rep.covered_s

@@ -202,6 +202,9 @@ class EdgeStore(PolicyStore[qe.Filter]):
             )
         return [stored_point(r.id, r.payload, r.vector) for r in records]
 
+    def _engine_lacking(self, field: str) -> qe.Filter:
+        return qe.Filter(must=[qe.IsEmptyCondition(field)])
+
     def _engine_count(self, flt: qe.Filter | None) -> int:
         with self._lock:
             return int(self._require_shard().count(qe.CountRequest(exact=True, filter=flt)))
@@ -237,8 +240,9 @@ class EdgeStore(PolicyStore[qe.Filter]):
         else:
             self._update(qe.UpdateOperation.delete_vectors([point_id], [d.CAPTION_VECTOR]))
 
-    def _engine_set_payload(self, point_id: str, fields: dict[str, Any]) -> None:
-        self._update(qe.UpdateOperation.set_payload([point_id], fields))
+    def _engine_set_payload(self, ids: list[str], fields: dict[str, Any]) -> None:
+        wanted: list[int | uuid.UUID | str] = list(ids)
+        self._update(qe.UpdateOperation.set_payload(wanted, fields))
 
     def _engine_delete(self, ids: list[str]) -> None:
         wanted: list[int | uuid.UUID | str] = list(ids)

@@ -117,6 +117,10 @@ class EngineHooks(ABC, Generic[F]):
         """The points of these ids that exist (payload {} without with_payload)."""
 
     @abstractmethod
+    def _engine_lacking(self, field: str) -> F:
+        """The engine's filter of points without `field` (Qdrant's is_empty)."""
+
+    @abstractmethod
     def _engine_count(self, flt: F | None) -> int:
         """Exact number of points matching flt."""
 
@@ -135,8 +139,8 @@ class EngineHooks(ABC, Generic[F]):
         """Replaces (or, with None, deletes) one point's caption terms."""
 
     @abstractmethod
-    def _engine_set_payload(self, point_id: str, fields: dict[str, Any]) -> None:
-        """Overwrites these payload keys of one point."""
+    def _engine_set_payload(self, ids: list[str], fields: dict[str, Any]) -> None:
+        """Overwrites these payload keys of these (existing) points."""
 
     @abstractmethod
     def _engine_delete(self, ids: list[str]) -> None:

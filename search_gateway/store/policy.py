@@ -20,6 +20,7 @@ import numpy as np
 
 from search_gateway import domain as d
 from search_gateway.caption_terms import document_terms, query_terms
+from search_gateway.store.backfill import backfill_near_groups
 from search_gateway.store.base import PointGroup, ScrollPage, checked_vector, unique_ids
 from search_gateway.store.engine import EngineHooks, OrderedScan, PointWrite
 from search_gateway.store.filter_translation import FilterTranslation
@@ -103,6 +104,7 @@ class PolicyStore(EngineHooks[F]):
                 if field not in existing:
                     self._engine_create_index(field, kind)
             self._spec = spec
+            backfill_near_groups(self)
             return spec
 
     def _adopt_unrecorded(self, spec: d.CollectionSpec) -> d.CollectionSpec:
@@ -163,7 +165,7 @@ class PolicyStore(EngineHooks[F]):
                 caption = fields[d.CAPTION]
                 terms = document_terms(caption) if isinstance(caption, str) else None
                 self._engine_set_terms(pid, terms or None)
-            self._engine_set_payload(pid, dict(fields))
+            self._engine_set_payload([pid], dict(fields))
 
     def set_caption(self, point_id: str, caption: str, model: str) -> None:
         self.set_payload(point_id, d.caption_fields(caption, model))

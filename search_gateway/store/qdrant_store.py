@@ -178,6 +178,10 @@ class QdrantStore(PolicyStore[models.Filter]):
         )
         return [stored_point(r.id, r.payload, r.vector) for r in records]
 
+    def _engine_lacking(self, field: str) -> models.Filter:
+        empty = models.IsEmptyCondition(is_empty=models.PayloadField(key=field))
+        return models.Filter(must=[empty])
+
     def _engine_count(self, flt: models.Filter | None) -> int:
         result = self._call(
             lambda: self._client.count(self._collection, count_filter=flt, exact=True)
@@ -224,9 +228,10 @@ class QdrantStore(PolicyStore[models.Filter]):
                 )
             )
 
-    def _engine_set_payload(self, point_id: str, fields: dict[str, Any]) -> None:
+    def _engine_set_payload(self, ids: list[str], fields: dict[str, Any]) -> None:
+        selector = models.PointIdsList(points=list(ids))
         self._call(
-            lambda: self._client.set_payload(self._collection, fields, points=[point_id], wait=True)
+            lambda: self._client.set_payload(self._collection, fields, points=selector, wait=True)
         )
 
     def _engine_delete(self, ids: list[str]) -> None:

@@ -340,8 +340,9 @@ function renderGroups(hits, groups) {
     const info = document.createElement("p");
     info.className = "group";
     const size = Number(g.size || (g.hitIds || []).length || 1);
-    // Which event: the camera's id, or the video's file name (its key is a sha256).
-    const which = $("#view").value === "group-video" ? (hits[i].uri || "").split("/").pop() : g.key;
+    // Which group: the camera's id, else the best hit's file name (a video's
+    // key is a sha256, a near-duplicate cluster's its representative's id).
+    const which = $("#view").value === "group-camera" ? g.key : (hits[i].uri || "").split("/").pop();
     const span = g.start && g.end && g.end !== g.start ? ` · ${shortTime(g.start)} – ${shortTime(g.end)}` : "";
     info.textContent = `${size} image${size === 1 ? "" : "s"}${which ? " · " + which : ""}${span}`;
     const el = card(hits[i], info);
