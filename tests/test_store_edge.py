@@ -200,6 +200,10 @@ def test_a_read_only_session_says_so_and_may_end_without_close(tmp_path: Path) -
     assert s.wrote  # created the shard
     s.upsert(POINTS)
     s.close()
+    labeller = EdgeStore.open_dir(tmp_path, "images")
+    labeller.open(SPEC)  # these points lack near_group: labelled once, at this open
+    assert labeller.wrote
+    labeller.close()
     reader = EdgeStore.open_dir(tmp_path, "images")
     reader.open(SPEC)
     assert reader.count() == N and not reader.wrote
