@@ -8,8 +8,11 @@ command as a real subprocess `--runs` times:
 * warm: through the warm daemon (`--warm`; the daemon is started once before
   timing and already has CLIP loaded and the index open).
 Prints the median and the minimum wall time, the ratio cold/warm measured in
-this run, and the peak RSS of the client process (cold: the whole command;
-warm: only the thin client, the daemon's own peak is printed once).
+this run, the peak RSS of the client process (cold: the whole command;
+warm: only the thin client, the daemon's own peak is printed once), and the
+import share of a cold run: the seconds its imports took (`python -X
+importtime`, top-level cumulative times summed) over that run's wall time
+(importtime's own bookkeeping inflates both a little).
 
     OMP_NUM_THREADS=1 python bench/cli_latency.py --images 300 --runs 5
 
@@ -81,6 +84,27 @@ def peak_rss_mib(*args: str, data_dir: Path) -> int:
     return int(proc.stderr.strip().splitlines()[-1]) // 1024
 
 
+def import_share(*args: str, data_dir: Path) -> tuple[float, float]:
+    """(seconds spent importing, wall seconds) of one cold run under -X importtime."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "search_gateway.cli", *args],
+        env=env_for(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    wall = time.perf_counter() - started
+    micros = 0
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cumulative, name = line.split("|", 2)
+        if not name[1:].startswith(" "):  # top level: one space after the bar
+            micros += int(cumulative)
+    return micros / 1e6, wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=300)
@@ -114,6 +138,7 @@ def main() -> None:
     for name, argv in commands.items():
         cold[name] = [run(data, *argv)[0] for _ in range(args.runs)]
     cold_peak = {name: peak_rss_mib(*argv, data_dir=data) for name, argv in commands.items()}
+    imports = {name: import_share(*argv, data_dir=data) for name, argv in commands.items()}
 
     run(data, "--warm", "--warm-idle", "120", "stats")  # starts the daemon
     run(data, "query", "warm up", "-k", "1")  # the daemon loads CLIP once
@@ -135,14 +160,16 @@ def main() -> None:
 
     print(f"\n{args.images} images, {args.runs} runs each (seconds: median / min)")
     header = f"{'command':<18} {'cold':>13} {'warm':>13} {'cold/warm':>9} {'peak MiB cold':>13}"
-    print(header + f" {'peak MiB warm client':>20}")
+    print(header + f" {'peak MiB warm client':>20} {'cold imports s (share)':>22}")
     for name in commands:
         c, w = cold[name], warm[name]
         ratio = statistics.median(c) / statistics.median(w)
+        imported, wall = imports[name]
         print(
             f"{name:<18} {statistics.median(c):>6.2f} /{min(c):>5.2f} "
             f"{statistics.median(w):>6.2f} /{min(w):>5.2f} {ratio:>9.1f} "
-            f"{cold_peak[name]:>13} {warm_peak[name]:>20}"
+            f"{cold_peak[name]:>13} {warm_peak[name]:>20} "
+            f"{imported:>14.2f} ({imported / wall:>4.0%})"
         )
     print(f"daemon peak RSS: {int(daemon_hwm) // 1024 if daemon_hwm != '?' else '?'} MiB")
 

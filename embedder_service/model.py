@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +49,17 @@ class EmbedderModelInfo:
     context_length: int
     image_size: int
     runtime: str = "eager"  # the backend that runs (embedder_service.backends)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a build gives ClipEmbedder (text_tower.ClipTextEmbedder builds its own)."""
+
+    model: Any  # open_clip CLIP (nn.Module), eval mode, float32
+    preprocess: Any  # the image transform; None when there is no image tower
+    tokenizer: Any  # open_clip tokenizer: (texts, context_length=) -> LongTensor
+    display_model: str  # as model_spec.OpenClipSpec
+    display_pretrained: str
 
 
 class ClipEmbedder(InferenceModel):
@@ -83,34 +95,43 @@ class ClipEmbedder(InferenceModel):
         return f"open_clip {self.model_name} ({self.pretrained or 'random weights'})"
 
     # -- lifecycle -------------------------------------------------------
-    def _load(self) -> None:
+    def _build(self, device: str) -> Loaded:
+        """The open_clip model (both towers), its transform and tokenizer."""
         import open_clip
 
-        device = resolve_device(self.requested_device)
-        # Checked before the weights load, so a bad runtime fails fast.
-        backend = create_backend(self.requested_runtime, device, self.requested_precision)
         spec = resolve(self.model_name, self.pretrained)
         model, _, preprocess = open_clip.create_model_and_transforms(
             spec.name, pretrained=spec.pretrained, device=device, cache_dir=self.cache_dir
         )
         model.eval()
+        tokenizer = open_clip.get_tokenizer(spec.name, cache_dir=self.cache_dir)
+        return Loaded(model, preprocess, tokenizer, spec.display_model, spec.display_pretrained)
+
+    def _load(self) -> None:
+        device = resolve_device(self.requested_device)
+        # Checked before the weights load, so a bad runtime fails fast.
+        backend = create_backend(self.requested_runtime, device, self.requested_precision)
+        loaded = self._build(device)
+        model = loaded.model
         self._model = model
-        self._preprocess = preprocess
-        self._tokenizer = open_clip.get_tokenizer(spec.name, cache_dir=self.cache_dir)
+        self._preprocess = loaded.preprocess
+        self._tokenizer = loaded.tokenizer
         self._device = torch.device(device)
         self._pad_id = _pad_token_id(self._tokenizer)
         context_length = int(getattr(self._tokenizer, "context_length", 77))
         image_size = _image_size(model)
-        with torch.inference_mode():
-            probe = self._tokenizer(["a"]).to(self._device)
-            dimension = int(model.encode_text(probe).shape[-1])
         backend.prepare(model)
         self._backend: Backend = backend
         self._dtype = backend.dtype
+        # Through the backend: the same kernels as the first real request, so
+        # their one-time set-up is paid once (a CLI query runs just one).
+        with torch.inference_mode():
+            probe = self._tokenizer(["a"]).to(self._device)
+            dimension = int(backend.encode_text(probe).shape[-1])
         log.info("embedder runtime %s (%s) on %s", backend.runtime, backend.precision, device)
         self._info = EmbedderModelInfo(
-            model=spec.display_model,
-            pretrained=spec.display_pretrained,
+            model=loaded.display_model,
+            pretrained=loaded.display_pretrained,
             dimension=dimension,
             device=device,
             precision=backend.precision,

@@ -45,7 +45,7 @@ def resolve(model: str, pretrained: str) -> OpenClipSpec:
         if not config.is_file():
             raise FileNotFoundError(f"model config {config} does not exist")
         open_clip.add_model_config(config)
-        ckpt = _checkpoint(pretrained)
+        ckpt = checkpoint_file(pretrained)
         return OpenClipSpec(config.stem, ckpt, config.stem, Path(ckpt).name if ckpt else "")
     if model.startswith("hf-hub:"):
         return OpenClipSpec(model, None, model, pretrained)
@@ -57,8 +57,8 @@ def resolve(model: str, pretrained: str) -> OpenClipSpec:
         )
     if not pretrained:
         return OpenClipSpec(model, None, model, "")
-    if _looks_like_path(pretrained):
-        ckpt = _checkpoint(pretrained)
+    if looks_like_path(pretrained):
+        ckpt = checkpoint_file(pretrained)
         return OpenClipSpec(model, ckpt, model, Path(pretrained).name)
     known = open_clip.list_pretrained_tags_by_model(model)
     if pretrained not in known:
@@ -68,11 +68,11 @@ def resolve(model: str, pretrained: str) -> OpenClipSpec:
     return OpenClipSpec(model, pretrained, model, pretrained)
 
 
-def _looks_like_path(value: str) -> bool:
+def looks_like_path(value: str) -> bool:
     return "/" in value or value.endswith((".pt", ".pth", ".bin", ".safetensors"))
 
 
-def _checkpoint(pretrained: str) -> str | None:
+def checkpoint_file(pretrained: str) -> str | None:
     if not pretrained:
         return None
     path = Path(pretrained).expanduser()

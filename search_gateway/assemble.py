@@ -44,6 +44,22 @@ def build_embedder(s: GatewaySettings) -> Embedder:
     return LocalEmbedder(model, batch_size=s.ingest_batch_size)
 
 
+def build_text_embedder(s: GatewaySettings) -> Embedder | None:
+    """An in-process embedder of the text tower only (text queries), loaded;
+    None for models the text-only build does not cover (use build_embedder)."""
+    from embedder_service.text_tower import ClipTextEmbedder, TextTowerUnavailable
+    from search_gateway.model_clients.local import LocalEmbedder
+
+    e = s.embedder
+    model = ClipTextEmbedder(e.model, e.pretrained, **model_options(e, s.max_image_pixels))
+    try:
+        model.load()
+    except TextTowerUnavailable as exc:
+        log.info("text tower alone not available (%s): the full model embeds texts", exc)
+        return None
+    return LocalEmbedder(model, decode_workers=1, batch_size=s.ingest_batch_size)
+
+
 def build_captioner(s: GatewaySettings) -> Captioner:
     c = s.captioner
     if c.address:
@@ -94,9 +110,11 @@ def build_reranker(s: GatewaySettings, core: GatewayCore) -> Reranker:
 
 
 def build_store(s: GatewaySettings) -> VectorStore:
-    from search_gateway.store.qdrant_store import QdrantStore
-
+    # qdrant-client is imported only where it is used: the embedded Edge store
+    # does not need it, and importing it costs ~0.3 s of every CLI command.
     if s.qdrant_url:
+        from search_gateway.store.qdrant_store import QdrantStore
+
         return QdrantStore.server(s.qdrant_url, s.qdrant_api_key, s.collection)
     data = Path(s.data_dir).expanduser()
     data.mkdir(parents=True, exist_ok=True)
@@ -104,6 +122,8 @@ def build_store(s: GatewaySettings) -> VectorStore:
         from search_gateway.store.edge_store import EdgeStore
 
         return EdgeStore.open_dir(data / "edge", s.collection)
+    from search_gateway.store.qdrant_store import QdrantStore
+
     return QdrantStore.embedded(data / "qdrant", s.collection)
 
 

@@ -256,7 +256,7 @@ def test_reindex_enriches_metadata_and_captions(indexed: tuple[Path, Path], tmp_
 
 NO_MODELS = """
 import sys
-for name in ("torch", "open_clip", "transformers", "torchvision"):
+for name in ("torch", "open_clip", "transformers", "torchvision", "qdrant_client"):
     sys.modules[name] = None  # any import of them fails
 from search_gateway.cli import main
 sys.exit(main(sys.argv[1:]))

@@ -192,6 +192,44 @@ def test_acknowledged_writes_survive_a_killed_process(tmp_path: Path) -> None:
     s.close()
 
 
+def test_a_read_only_session_says_so_and_may_end_without_close(tmp_path: Path) -> None:
+    """`wrote` is what lets the CLI's read-only commands skip close() (and its
+    flush) before os._exit: the next process opens the same, intact shard."""
+    s = EdgeStore.open_dir(tmp_path, "images")
+    s.open(SPEC)
+    assert s.wrote  # created the shard
+    s.upsert(POINTS)
+    s.close()
+    labeller = EdgeStore.open_dir(tmp_path, "images")
+    labeller.open(SPEC)  # these points lack near_group: labelled once, at this open
+    assert labeller.wrote
+    labeller.close()
+    reader = EdgeStore.open_dir(tmp_path, "images")
+    reader.open(SPEC)
+    assert reader.count() == N and not reader.wrote
+    reader.close()
+    script = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+        from search_gateway.store.edge_store import EdgeStore
+        from tests.test_store_qdrant import SPEC
+        s = EdgeStore.open_dir(Path({str(tmp_path)!r}), "images")
+        s.open(SPEC)
+        assert s.count() == {N} and not s.wrote
+        os._exit(0)  # read only: no close()
+        """
+    )
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-c", script], cwd=root, check=True, timeout=120)
+    again = EdgeStore.open_dir(tmp_path, "images")  # the lock went with the process
+    again.open(SPEC)
+    assert again.count() == N
+    again.set_payload(IDS[1], {"tags": ["x"]})
+    assert again.wrote
+    again.close()
+
+
 def test_upsert_without_caption_drops_the_old_terms(store: EdgeStore) -> None:
     bare = {k: v for k, v in POINTS[12].payload.items() if k != d.CAPTION}
     store.upsert([d.StoredPoint(IDS[12], bare, POINTS[12].vector)])

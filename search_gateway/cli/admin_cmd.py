@@ -48,7 +48,7 @@ async def run_delete(args: argparse.Namespace) -> int:
     flt = parse_filters(args.filter)
     if not args.id and flt is None:
         raise InvalidInput("give --id (repeatable) or --filter")
-    api = await open_api(args, need_index=True)
+    api = await open_api(args, need_index=True, images=False)
     try:
         ids = await resolve_ids(api, args.id) if args.id else []
         if args.dry_run:
@@ -84,7 +84,7 @@ async def _dry_run(api: GatewayAPI, ids: list[str], flt: Any) -> int:
 
 
 async def run_get(args: argparse.Namespace) -> int:
-    api = await open_api(args, need_index=True)
+    api = await open_api(args, need_index=True, images=False)
     try:
         ids = await resolve_ids(api, args.id)
         hits, missing = await api.get(ids)
@@ -105,7 +105,7 @@ async def run_stats(args: argparse.Namespace) -> int:
         else:
             print(message)
         return 0
-    api = await open_api(args)
+    api = await open_api(args, images=False)
     try:
         s = await api.stats()
     finally:

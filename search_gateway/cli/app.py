@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands a warm daemon may run (the rest start servers or run in-process).
 DAEMON_COMMANDS = frozenset({"index", "recaption", "query", "similar", "get", "delete", "stats"})
+# Commands that open the index once and mostly only read it (see connect.ends_process).
+READ_COMMANDS = frozenset({"query", "similar", "get", "delete", "stats"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(raw)
     remote = _via_daemon(args)
+    if argv is None and args.command in READ_COMMANDS:
+        connect.ends_process()
     code = daemon.run_remote(remote, raw) if remote is not None else run_command(args)
     if argv is None or code == EXIT_INTERRUPTED:
         shutdown.finish(code)

@@ -8,6 +8,13 @@ LazyEmbedder answers the identity from a small cache written the first time
 the model really loaded, keyed by the model settings (and the checkpoint
 file's size and mtime), so the model check still happens; the model itself
 is built on the first embed call, in a thread, so Ctrl-C stays responsive.
+
+Text queries need only the text tower: embed_texts builds
+embedder_service.text_tower.ClipTextEmbedder (no image tower, no timm /
+transformers / torchvision imports; the same vectors, bit for bit) unless the
+full model is already loaded, and falls back to the full model for models
+the text-only build does not cover. Images (index, similar FILE) always use
+the full model.
 """
 
 from __future__ import annotations
@@ -85,17 +92,22 @@ class IdentityCache:
 class LazyEmbedder:
     """The Embedder interface; the in-process model is built on first use."""
 
-    def __init__(self, settings: GatewaySettings, cache: IdentityCache) -> None:
+    def __init__(
+        self, settings: GatewaySettings, cache: IdentityCache, images: bool = True
+    ) -> None:
         self.settings = settings
+        self.images = images  # False: the command embeds no image (identity from the text tower)
         self.cache = cache
         self.key = identity_key(settings)
         self._inner: Embedder | None = None
+        self._text: Embedder | None = None  # text tower only
+        self._text_covered = True  # False once the text-only build declined this model
         self._lock = asyncio.Lock()
         self.abandon = False  # set on Ctrl-C: close without waiting for a model thread
 
     @property
     def loaded(self) -> bool:
-        return self._inner is not None
+        return self._inner is not None or self._text is not None
 
     async def real(self) -> Embedder:
         async with self._lock:
@@ -105,13 +117,35 @@ class LazyEmbedder:
 
                 await asyncio.to_thread(check_clip, self.settings)  # seconds, not a minute
                 self._inner = await asyncio.to_thread(build_embedder, self.settings)
+                # The full model embeds texts from now on (the same vectors);
+                # a warm daemon need not keep a second text tower in memory.
+                self._text = None
             return self._inner
+
+    async def for_texts(self) -> Embedder:
+        """The full model when it is loaded, else the text tower alone."""
+        async with self._lock:
+            if self._inner is not None:
+                return self._inner
+            if self._text is None and self._text_covered:
+                from search_gateway.assemble import build_text_embedder
+                from search_gateway.cli.preflight import check_clip
+
+                await asyncio.to_thread(check_clip, self.settings)
+                self._text = await asyncio.to_thread(build_text_embedder, self.settings)
+                self._text_covered = self._text is not None
+            if self._text is not None:
+                return self._text
+        return await self.real()
 
     async def identity(self) -> EmbedderIdentity:
         cached = self.cache.get(self.key)
         if cached is not None:
             return cached
-        ident = await (await self.real()).identity()
+        loaded = self._inner or self._text
+        if loaded is None:
+            loaded = await (self.real() if self.images else self.for_texts())
+        ident = await loaded.identity()
         self.cache.put(self.key, ident)
         return ident
 
@@ -121,16 +155,16 @@ class LazyEmbedder:
         return await (await self.real()).embed_images(images, timeout)
 
     async def embed_texts(self, texts: Sequence[str], timeout: float | None = None) -> np.ndarray:
-        return await (await self.real()).embed_texts(texts, timeout)
+        return await (await self.for_texts()).embed_texts(texts, timeout)
 
     async def close(self) -> None:
-        inner = self._inner
-        if inner is None:
-            return
-        if self.abandon:
-            for pool in ("_decode", "_infer"):  # LocalEmbedder's executors
-                executor = getattr(inner, pool, None)
-                if executor is not None:
-                    executor.shutdown(wait=False, cancel_futures=True)
-            return
-        await inner.close()
+        for inner in (self._inner, self._text):
+            if inner is None:
+                continue
+            if self.abandon:
+                for pool in ("_decode", "_infer"):  # LocalEmbedder's executors
+                    executor = getattr(inner, pool, None)
+                    if executor is not None:
+                        executor.shutdown(wait=False, cancel_futures=True)
+                continue
+            await inner.close()

@@ -99,10 +99,10 @@ def query_from(args: argparse.Namespace, **source: Any) -> SearchQuery:
     )
 
 
-async def open_index(args: argparse.Namespace) -> GatewayAPI:
+async def open_index(args: argparse.Namespace, images: bool = True) -> GatewayAPI:
     """The API over an index that exists and holds images (else NoIndex, and
-    nothing was loaded or created)."""
-    api = await open_api(args, need_index=True)
+    nothing was loaded or created). images: whether the search embeds one."""
+    api = await open_api(args, need_index=True, images=images)
     try:
         if (await api.stats()).count == 0:
             raise NoIndex(no_index_message(settings_from(args), empty=True))
@@ -208,13 +208,13 @@ def filter_keys(flt: d.Filter) -> set[str]:
 async def run_query(args: argparse.Namespace) -> int:
     text = " ".join(args.text)
     q = query_from(args, text=text)  # a bad filter fails before anything loads
-    return await search_and_show(args, text, q)
+    return await search_and_show(args, text, q, await open_index(args, images=False))
 
 
 async def run_similar(args: argparse.Namespace) -> int:
     if args.id:
         q = query_from(args)
-        api = await open_index(args)
+        api = await open_index(args, images=False)
         try:
             (point_id,) = await resolve_ids(api, [args.id])
         except BaseException:

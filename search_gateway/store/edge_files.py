@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from search_gateway import domain as d
-from search_gateway.store import qdrant_schema as schema
+from search_gateway.store import model_record as schema
 
 try:  # POSIX: one process per data folder, as qdrant-client local mode enforces
     import fcntl

@@ -1,4 +1,5 @@
-"""The Qdrant shape of an imgsearch collection: vectors, payload indexes, model record."""
+"""The Qdrant shape of an imgsearch collection: vectors and payload indexes
+(the model record is store/model_record.py, shared with the Edge store)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,6 @@ from typing import Any
 from qdrant_client import models
 
 from search_gateway import domain as d
-
-# Key of the collection metadata entry that records the embedding model.
-METADATA_KEY = "imgsearch"
-# Bumped when the stored layout changes incompatibly.
-SCHEMA_VERSION = 1
 
 
 def vectors_config(spec: d.CollectionSpec) -> dict[str, models.VectorParams]:
@@ -52,30 +48,3 @@ def payload_index_schema(kind: d.IndexKind) -> models.PayloadSchemaType | Any:
             type=models.TextIndexType.TEXT, tokenizer=models.TokenizerType.WORD, lowercase=True
         )
     raise ValueError(f"no Qdrant index for {kind}")
-
-
-def spec_to_metadata(spec: d.CollectionSpec) -> dict[str, Any]:
-    """Collection metadata recording which model the vectors come from."""
-    return {
-        METADATA_KEY: {
-            "model": spec.model,
-            "pretrained": spec.pretrained,
-            "dimension": spec.dimension,
-            "schema": SCHEMA_VERSION,
-        }
-    }
-
-
-def spec_from_metadata(metadata: dict[str, Any] | None) -> d.CollectionSpec | None:
-    """The recorded spec, or None when the collection carries no (valid) record."""
-    record = (metadata or {}).get(METADATA_KEY)
-    if not isinstance(record, dict):
-        return None
-    try:
-        return d.CollectionSpec(
-            model=str(record["model"]),
-            pretrained=str(record["pretrained"]),
-            dimension=int(record["dimension"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None

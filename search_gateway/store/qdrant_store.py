@@ -23,6 +23,7 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 
 from search_gateway import domain as d
 from search_gateway.caption_terms import SparseTerms
+from search_gateway.store import model_record
 from search_gateway.store import qdrant_schema as schema
 from search_gateway.store.base import PointGroup, canonical_id
 from search_gateway.store.engine import (
@@ -111,7 +112,7 @@ class QdrantStore(PolicyStore[models.Filter]):
                     self._collection,
                     vectors_config=schema.vectors_config(spec),
                     sparse_vectors_config=schema.sparse_vectors_config(),
-                    metadata=schema.spec_to_metadata(spec),
+                    metadata=model_record.spec_to_metadata(spec),
                 )
             )
         except UnexpectedResponse as exc:
@@ -123,7 +124,7 @@ class QdrantStore(PolicyStore[models.Filter]):
         return self._call(lambda: self._client.get_collection(self._collection))
 
     def _engine_record(self) -> d.CollectionSpec | None:
-        return schema.spec_from_metadata(self._info().config.metadata)
+        return model_record.spec_from_metadata(self._info().config.metadata)
 
     def _engine_unrecorded(self) -> Unrecorded:
         vectors = self._info().config.params.vectors
@@ -134,7 +135,7 @@ class QdrantStore(PolicyStore[models.Filter]):
     def _engine_write_record(self, spec: d.CollectionSpec) -> None:
         self._call(
             lambda: self._client.update_collection(
-                self._collection, metadata=schema.spec_to_metadata(spec)
+                self._collection, metadata=model_record.spec_to_metadata(spec)
             )
         )
 
