@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import select
+import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 
 async def run_imgsearch(
@@ -18,3 +22,24 @@ async def run_imgsearch(
     out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+def read_stderr_until(
+    proc: subprocess.Popen[str], reached: Callable[[str], bool], what: str, timeout: float = 240
+) -> str:
+    """Reads a running CLI's stderr (its progress) until `reached(all read so far)`;
+    returns what was read. Raw reads, so a progress bar's carriage returns count."""
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            chunk = os.read(fd, 65536).decode(errors="replace")
+            if not chunk:
+                break
+            seen += chunk
+            if reached(seen):
+                return seen
+    raise AssertionError(f"no progress to {what}: {seen[-2000:]}")

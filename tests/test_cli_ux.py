@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -18,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests.cli_process import read_stderr_until
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE = "offline-tiny"
@@ -75,21 +76,12 @@ def write_images(folder: Path, n: int, seed: int = 0, side: int = 48) -> list[Pa
 
 def wait_for_progress(proc: subprocess.Popen[str], done: int, timeout: float = 240) -> str:
     """Reads the progress bar on stderr until `done` images are through."""
-    assert proc.stderr is not None
-    fd = proc.stderr.fileno()
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            chunk = os.read(fd, 65536).decode(errors="replace")
-            if not chunk:
-                break
-            seen += chunk
-            counts = [int(m) for m in re.findall(r"indexing:.*?\|\s*(\d+)/", seen)]
-            if counts and max(counts) >= done:
-                return seen
-    raise AssertionError(f"no progress to {done} images: {seen[-2000:]}")
+
+    def reached(seen: str) -> bool:
+        counts = [int(m) for m in re.findall(r"indexing:.*?\|\s*(\d+)/", seen)]
+        return bool(counts) and max(counts) >= done
+
+    return read_stderr_until(proc, reached, f"{done} images", timeout)
 
 
 def summary_number(text: str, label: str) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import signal
 import subprocess
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from offline_training.scenes import SceneObject
+from tests.cli_process import read_stderr_until
 from tests.synthetic_video import Appearance, encode_cctv
 from tests.test_cli_ux import cli, start
 from tests.test_exif import make_photo
@@ -45,21 +45,12 @@ def _footage(root: Path, photo: bool) -> Path:
 
 def _wait_for_video_seconds(proc: subprocess.Popen[str], seconds: float) -> str:
     """Reads the progress on stderr until the video is `seconds` in."""
-    assert proc.stderr is not None
-    fd = proc.stderr.fileno()
-    seen = ""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            chunk = os.read(fd, 65536).decode(errors="replace")
-            if not chunk:
-                break
-            seen += chunk
-            done = [float(m) for m in re.findall(r"cam\.mp4: (\d+) s of video", seen)]
-            if done and max(done) >= seconds:
-                return seen
-    raise AssertionError(f"no video progress to {seconds} s: {seen[-2000:]}")
+
+    def reached(seen: str) -> bool:
+        done = [float(m) for m in re.findall(r"cam\.mp4: (\d+) s of video", seen)]
+        return bool(done) and max(done) >= seconds
+
+    return read_stderr_until(proc, reached, f"{seconds} s of video")
 
 
 def test_first_ctrl_c_during_a_video_stores_what_was_answered(tmp_path: Path) -> None:
@@ -73,7 +64,9 @@ def test_first_ctrl_c_during_a_video_stores_what_was_answered(tmp_path: Path) ->
     out, err = proc.communicate(timeout=60)
     took = time.monotonic() - sent
     assert proc.returncode == 130, (out, err)
-    assert took <= budget(2.0), f"index took {took:.2f} s to stop after Ctrl-C (bar {budget(2.0):.1f})"
+    assert took <= budget(2.0), (
+        f"index took {took:.2f} s to stop after Ctrl-C (bar {budget(2.0):.1f})"
+    )
     assert "stopping:" in err
     m = re.search(r"cam\.mp4: (\d+) s of video .*?(\d+) frames sampled: (\d+) kept, "
                   r"(\d+) similar, (\d+) already present, (\d+) failed \(interrupted", out)  # fmt: skip
