@@ -118,8 +118,11 @@ class LazyEmbedder:
                 await asyncio.to_thread(check_clip, self.settings)  # seconds, not a minute
                 self._inner = await asyncio.to_thread(build_embedder, self.settings)
                 # The full model embeds texts from now on (the same vectors);
-                # a warm daemon need not keep a second text tower in memory.
-                self._text = None
+                # a warm daemon need not keep a second text tower (and its
+                # threads) in memory.
+                text, self._text = self._text, None
+                if text is not None:
+                    await text.close()
             return self._inner
 
     async def for_texts(self) -> Embedder:
