@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -43,3 +44,16 @@ def read_stderr_until(
             if reached(seen):
                 return seen
     raise AssertionError(f"no progress to {what}: {seen[-2000:]}")
+
+
+def ctrl_c_twice(proc: subprocess.Popen[str]) -> float:
+    """Presses Ctrl-C twice, as an impatient user does; the seconds from the
+    second press to the process's end. The second press is the signal's default
+    action (the shell shows 130)."""
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)  # two signals sent back to back may arrive as one
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    proc.communicate(timeout=30)
+    assert proc.returncode in (130, -signal.SIGINT)
+    return time.monotonic() - sent
